@@ -1,0 +1,187 @@
+"""The ``wavediff`` command line: thin subcommands over the library.
+
+Errors caused by the user's input print as one line (``wavediff: error: ...``) with
+exit status 2 and no traceback; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from wavediff.errors import WavediffError
+
+log = logging.getLogger("wavediff")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wavediff", description="DiffWave diffusion vocoder: train, vocode, demo")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a vocoder on a folder or manifest of audio")
+    p.add_argument("--config", required=True, help="preset name (base, large, sc09-uncond, tiny) or YAML/JSON file")
+    p.add_argument("--data", required=True, help="folder of audio, or manifest (TSV/CSV with a path column, "
+                                                 "LJSpeech metadata.csv, or a .txt list)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, logs, TensorBoard, mel cache)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall-clock budget")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. --set train.learning_rate=1e-3 (repeatable)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="autocast precision (bf16/fp16 on CUDA; bf16 also on CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(p)
+
+    p = sub.add_parser("vocode", help="turn mels (.npy) or recordings (wav/flac) into audio")
+    p.add_argument("--checkpoint", required=True, help="run folder (latest checkpoint) or checkpoint folder")
+    p.add_argument("--input", required=True, nargs="+", help="audio files, .npy mel files, or folders of them")
+    p.add_argument("--out", required=True, help="output folder for the wavs")
+    p.add_argument("--steps", type=int, default=6, help="6 = the paper's fast schedule; T = the full chain; "
+                                                         "other values = evenly strided chain")
+    p.add_argument("--schedule", default=None, help="comma-separated variance schedule eta (overrides --steps)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same audio)")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances vocoded together")
+    p.add_argument("--resample", action="store_true",
+                   help="resample audio inputs at another rate than the checkpoint's (default: refuse them)")
+    _add_common(p)
+
+    p = sub.add_parser("mel", help="compute mels (.npy with a .json front-end description)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="use this checkpoint's front-end")
+    src.add_argument("--frontend", help="front-end preset: diffwave, hifigan, audioldm")
+    p.add_argument("--input", required=True, nargs="+", help="audio files or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_common(p)
+
+    p = sub.add_parser("config", help="show a preset as JSON, with its parameter count and receptive field")
+    p.add_argument("name", help="preset name or config file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    _add_common(p)
+
+    p = sub.add_parser("demo", help="the main job: synthesise a corpus, train tiny, vocode, compare with Griffin-Lim")
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--minutes", type=float, default=4.0, help="training budget in minutes (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-train", type=int, default=60, help="synthetic training utterances (default 60)")
+    p.add_argument("--num-test", type=int, default=4, help="held-out synthetic utterances (default 4)")
+    _add_common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        import torch
+
+        if args.threads is not None:
+            if args.threads < 1:
+                raise WavediffError(f"--threads={args.threads} must be >= 1")
+            torch.set_num_threads(args.threads)
+        handler = {"train": _cmd_train, "vocode": _cmd_vocode, "mel": _cmd_mel, "config": _cmd_config,
+                   "demo": _cmd_demo}[args.command]
+        return handler(args)
+    except WavediffError as exc:
+        if args.debug:
+            raise
+        print(f"wavediff: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wavediff: interrupted", file=sys.stderr)
+        return 130
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from wavediff.config import load_config
+    from wavediff.training.trainer import Trainer
+
+    overrides = list(args.overrides)
+    if args.precision:
+        overrides.append(f"train.precision={args.precision}")
+    config = load_config(args.config, overrides)
+    if args.max_steps is not None and args.max_steps < 1:
+        raise WavediffError(f"--max-steps={args.max_steps} must be >= 1")
+    if args.max_steps is not None:
+        config = config.with_overrides([f"train.max_steps={args.max_steps}"])
+    trainer = Trainer(config, args.data, args.out, resume=args.resume, device=args.device,
+                      max_minutes=args.max_minutes, progress=not args.no_progress)
+    _log_to_file(Path(args.out) / "train.log")
+    result = trainer.fit()
+    last = result.losses[-1][1] if result.losses else float("nan")
+    log.info("trained steps %d..%d; last loss %.4f; checkpoint %s", result.start_step, result.final_step,
+             last, result.checkpoint)
+    return 0
+
+
+def _cmd_vocode(args: argparse.Namespace) -> int:
+    from wavediff.pipelines import Vocoder, vocode_files
+
+    vocoder = Vocoder.from_checkpoint(args.checkpoint, device=args.device)
+    schedule = _parse_schedule(args.schedule)
+    written = vocode_files(vocoder, args.input, args.out, steps=args.steps, schedule=schedule, seed=args.seed,
+                           batch_size=args.batch_size, resample=args.resample)
+    log.info("wrote %d file(s) to %s", len(written), args.out)
+    return 0
+
+
+def _cmd_mel(args: argparse.Namespace) -> int:
+    from wavediff.pipelines import write_mels
+
+    written = write_mels(args.input, args.out, checkpoint=args.checkpoint, frontend=args.frontend)
+    log.info("wrote %d mel file(s) to %s", len(written), args.out)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from wavediff.config import load_config
+    from wavediff.models.diffwave import describe
+
+    config = load_config(args.name, args.overrides)
+    print(config.to_json())
+    info = describe(config)
+    print(f"# parameters: {info['parameters']:,}; receptive field: {info['receptive_field']} samples")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from wavediff.demo import run_demo
+
+    if args.minutes <= 0:
+        raise WavediffError(f"--minutes={args.minutes} must be > 0")
+    if args.num_train < 1 or args.num_test < 1:
+        raise WavediffError(f"--num-train={args.num_train} and --num-test={args.num_test} must be >= 1")
+    print(run_demo(Path(args.out), minutes=args.minutes, seed=args.seed, device=args.device,
+                   num_train=args.num_train, num_test=args.num_test))
+    return 0
+
+
+def _parse_schedule(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise WavediffError(f"--schedule={text!r} must be comma-separated numbers, e.g. 1e-4,1e-3,0.01,0.05,0.2,0.5")
+
+
+def _log_to_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

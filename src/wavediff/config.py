@@ -1,0 +1,383 @@
+"""Frozen, validated configuration dataclasses and the named presets.
+
+A run is described by one :class:`RunConfig`, made of a mel front-end, a diffusion
+schedule, a model, data and training settings. Every checkpoint stores it as JSON, so
+a checkpoint rebuilds itself without global defaults.
+
+Presets (``wavediff config show NAME`` prints one):
+
+======================  ==================================================================
+``base``                DiffWave BASE vocoder: 30 layers, C=64, cycle 10, T=50, diffwave mel
+``large``               DiffWave LARGE vocoder: 30 layers, C=128, cycle 10, T=200
+``sc09-uncond``         unconditional SC09: 36 layers, C=256, cycle 12, T=200, 16 kHz
+``tiny``                12 layers, C=32, cycle 6, T=50: CPU tests and the demo
+======================  ==================================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+
+from wavediff.errors import WavediffError
+
+FORMAT_VERSION = 1
+
+Conditioning = Literal["mel", "class", "none"]
+LossType = Literal["l1", "l2"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
+    if value not in allowed:
+        raise WavediffError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise WavediffError(f"{name}={value!r} must be > 0")
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """A mel-spectrogram front-end. ``f_max=None`` means ``sample_rate / 2``.
+
+    ``padding='center'``: frames centred on ``k * hop_length`` with reflect padding of
+    ``n_fft // 2`` (torchaudio/librosa ``center=True``; ``1 + L // hop`` frames).
+    ``padding='hifigan'``: reflect padding of ``(n_fft - hop) / 2`` each side and no
+    centring (HiFi-GAN / Tacotron 2; ``L // hop`` frames for ``L`` a multiple of hop).
+    ``compression='db_normalized'``: ``clamp((20 log10(max(m, 1e-5)) - 20 + 100) / 100, 0, 1)``
+    (lmnt-com/diffwave); ``compression='log'``: ``ln(max(m, log_floor))``.
+    ``magnitude_eps``: STFT magnitude taken as ``sqrt(re^2 + im^2 + eps)`` (HiFi-GAN: 1e-9).
+    """
+
+    name: str = "diffwave"
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 256
+    n_mels: int = 80
+    f_min: float = 20.0
+    f_max: float | None = None
+    mel_scale: Literal["htk", "slaney"] = "htk"
+    mel_norm: Literal["slaney", "none"] = "none"
+    stft_normalized: bool = True
+    padding: Literal["center", "hifigan"] = "center"
+    compression: Literal["db_normalized", "log"] = "db_normalized"
+    log_floor: float = 1e-5
+    magnitude_eps: float = 0.0
+
+    def __post_init__(self) -> None:
+        for n in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
+            _check_positive(f"mel.{n}", getattr(self, n))
+        if self.win_length > self.n_fft:
+            raise WavediffError(f"mel.win_length={self.win_length} must be <= mel.n_fft={self.n_fft}")
+        _check_choice("mel.mel_scale", self.mel_scale, ["htk", "slaney"])
+        _check_choice("mel.mel_norm", self.mel_norm, ["slaney", "none"])
+        _check_choice("mel.padding", self.padding, ["center", "hifigan"])
+        _check_choice("mel.compression", self.compression, ["db_normalized", "log"])
+        if self.padding == "hifigan" and (self.n_fft - self.hop_length) % 2:
+            raise WavediffError(
+                f"mel.padding='hifigan' needs n_fft - hop_length even, got {self.n_fft} - {self.hop_length}"
+            )
+        if not 0 <= self.f_min < self.max_frequency <= self.sample_rate / 2:
+            raise WavediffError(
+                f"mel band edges f_min={self.f_min}, f_max={self.f_max} must satisfy "
+                f"0 <= f_min < f_max <= sample_rate/2 = {self.sample_rate / 2}"
+            )
+
+    @property
+    def max_frequency(self) -> float:
+        return float(self.f_max) if self.f_max is not None else self.sample_rate / 2
+
+
+MEL_PRESETS: dict[str, MelConfig] = {
+    # lmnt-com/diffwave: torchaudio MelSpectrogram(power=1, normalized=True, htk, no norm).
+    "diffwave": MelConfig(),
+    # HiFi-GAN / Tacotron 2 (NVIDIA): slaney bands 0-8 kHz, ln clamp 1e-5, (n_fft-hop)/2 reflect pad.
+    "hifigan": MelConfig(
+        name="hifigan", f_min=0.0, f_max=8000.0, mel_scale="slaney", mel_norm="slaney",
+        stft_normalized=False, padding="hifigan", compression="log", magnitude_eps=1e-9,
+    ),
+    # AudioLDM / AudioLDM 2 / Auffusion vocoder stage: 16 kHz, 64 bands, hop 160.
+    "audioldm": MelConfig(
+        name="audioldm", sample_rate=16000, n_fft=1024, win_length=1024, hop_length=160,
+        n_mels=64, f_min=0.0, f_max=8000.0, mel_scale="slaney", mel_norm="slaney",
+        stft_normalized=False, padding="hifigan", compression="log",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Linear beta schedule of ``num_steps`` steps and the training objective.
+
+    ``fast_schedule`` is the paper's Appendix B variance schedule (eta) used when
+    sampling with ``len(fast_schedule)`` steps.
+    """
+
+    num_steps: int = 50
+    beta_start: float = 1e-4
+    beta_end: float = 0.05
+    fast_schedule: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5)
+    loss: LossType = "l1"
+
+    def __post_init__(self) -> None:
+        if self.num_steps < 1:
+            raise WavediffError(f"diffusion.num_steps={self.num_steps} must be >= 1")
+        if not 0 < self.beta_start <= self.beta_end < 1:
+            raise WavediffError(
+                f"diffusion betas must satisfy 0 < beta_start <= beta_end < 1, "
+                f"got {self.beta_start}, {self.beta_end}"
+            )
+        _check_choice("diffusion.loss", self.loss, ["l1", "l2"])
+        object.__setattr__(self, "fast_schedule", tuple(float(x) for x in self.fast_schedule))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """DiffWave denoiser hyper-parameters (Kong et al. 2021, Section 3 and Appendix)."""
+
+    residual_layers: int = 30
+    residual_channels: int = 64
+    dilation_cycle: int = 10
+    kernel_size: int = 3
+    conditioning: Conditioning = "mel"
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+    step_embedding_dim: int = 128
+    step_hidden_dim: int = 512
+    label_embedding_dim: int = 128
+    upsample_leaky_slope: float = 0.4
+
+    def __post_init__(self) -> None:
+        for n in ("residual_layers", "residual_channels", "dilation_cycle", "kernel_size"):
+            if getattr(self, n) < 1:
+                raise WavediffError(f"model.{n}={getattr(self, n)} must be >= 1")
+        if self.kernel_size % 2 == 0:
+            raise WavediffError(
+                f"model.kernel_size={self.kernel_size} must be odd (the convolution is bidirectional)"
+            )
+        if self.step_embedding_dim % 2:
+            raise WavediffError(f"model.step_embedding_dim={self.step_embedding_dim} must be even")
+        _check_choice("model.conditioning", self.conditioning, ["mel", "class", "none"])
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        if self.conditioning == "class" and self.num_classes < 1:
+            raise WavediffError("model.conditioning='class' needs model.num_classes >= 1")
+
+    @property
+    def dilations(self) -> list[int]:
+        """Dilation of each layer: doubling within a cycle, restarting at 1."""
+        return [2 ** (i % self.dilation_cycle) for i in range(self.residual_layers)]
+
+    @property
+    def receptive_field(self) -> int:
+        """r = (k - 1) * sum(d_i) + 1 samples, for one pass of the network."""
+        return (self.kernel_size - 1) * sum(self.dilations) + 1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training crops and the validation split."""
+
+    crop_frames: int = 62
+    val_count: int = 8
+    val_fraction: float = 0.02
+
+    def __post_init__(self) -> None:
+        _check_positive("data.crop_frames", self.crop_frames)
+        if self.val_count < 0 or not 0 <= self.val_fraction < 1:
+            raise WavediffError(
+                f"data.val_count={self.val_count} must be >= 0 and data.val_fraction={self.val_fraction} in [0, 1)"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, logging and checkpointing."""
+
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    grad_clip_norm: float = 1.0
+    ema_decay: float = 0.999
+    max_steps: int = 1_000_000
+    seed: int = 0
+    log_every: int = 50
+    val_every: int = 1000
+    val_batches: int = 2
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    precision: Precision = "fp32"
+
+    def __post_init__(self) -> None:
+        for n in ("batch_size", "max_steps", "log_every", "val_every", "checkpoint_every", "keep_last"):
+            if getattr(self, n) < 1:
+                raise WavediffError(f"train.{n}={getattr(self, n)} must be >= 1")
+        _check_positive("train.learning_rate", self.learning_rate)
+        _check_positive("train.grad_clip_norm", self.grad_clip_norm)
+        if not 0 <= self.ema_decay < 1:
+            raise WavediffError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
+        _check_choice("train.precision", self.precision, ["fp32", "bf16", "fp16"])
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to rebuild a model, its front-end and its training."""
+
+    preset: str = "custom"
+    mel: MelConfig = field(default_factory=MelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        return _from_dict(cls, data, "")
+
+    def with_overrides(self, overrides: Sequence[str]) -> "RunConfig":
+        """Apply ``section.key=value`` overrides (values parsed as YAML scalars)."""
+        data = self.to_dict()
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise WavediffError(f"override {item!r} must look like section.key=value")
+            parts = key.strip().split(".")
+            node: Any = data
+            for p in parts[:-1]:
+                if not isinstance(node, dict) or p not in node:
+                    raise WavediffError(f"override {item!r}: unknown section {p!r}")
+                node = node[p]
+            if not isinstance(node, dict) or parts[-1] not in node:
+                allowed = sorted(node) if isinstance(node, dict) else []
+                raise WavediffError(f"override {item!r}: unknown key {parts[-1]!r}; allowed: {allowed}")
+            node[parts[-1]] = _parse_scalar(raw)
+        return RunConfig.from_dict(data)
+
+
+def _parse_scalar(raw: str) -> Any:
+    """YAML scalar, with ``1e-3``-style numbers read as floats (YAML 1.1 reads them as text)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise WavediffError(f"config section {prefix or 'root'!r} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise WavediffError(
+            f"unknown config key(s) {[prefix + u for u in unknown]}; allowed: {sorted(prefix + k for k in known)}"
+        )
+    kwargs: dict[str, Any] = {}
+    nested = {"mel": MelConfig, "diffusion": DiffusionConfig, "model": ModelConfig,
+              "data": DataConfig, "train": TrainConfig}
+    for name, value in data.items():
+        if cls is RunConfig and name in nested:
+            kwargs[name] = _from_dict(nested[name], value, f"{name}.")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # wrong value types surface here
+        raise WavediffError(f"invalid config {prefix or 'root'}: {exc}") from None
+
+
+def _preset_base() -> RunConfig:
+    return RunConfig(preset="base")
+
+
+def _preset_large() -> RunConfig:
+    return RunConfig(
+        preset="large",
+        model=ModelConfig(residual_channels=128),
+        diffusion=DiffusionConfig(num_steps=200, beta_end=0.02,
+                                  fast_schedule=(1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.7)),
+    )
+
+
+def _preset_sc09_uncond() -> RunConfig:
+    return RunConfig(
+        preset="sc09-uncond",
+        mel=replace(MEL_PRESETS["audioldm"], name="audioldm"),
+        model=ModelConfig(residual_layers=36, residual_channels=256, dilation_cycle=12, conditioning="none"),
+        diffusion=DiffusionConfig(num_steps=200, beta_end=0.02,
+                                  fast_schedule=(1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.7)),
+        data=DataConfig(crop_frames=100),  # 100 frames x hop 160 = 16000 samples: whole 1 s clips
+    )
+
+
+def _preset_tiny() -> RunConfig:
+    return RunConfig(
+        preset="tiny",
+        model=ModelConfig(residual_layers=12, residual_channels=32, dilation_cycle=6),
+        data=DataConfig(crop_frames=32, val_count=4),
+        train=TrainConfig(batch_size=8, learning_rate=1e-3, val_every=100, checkpoint_every=100,
+                          log_every=10),
+    )
+
+
+PRESETS = {
+    "base": _preset_base,
+    "large": _preset_large,
+    "sc09-uncond": _preset_sc09_uncond,
+    "tiny": _preset_tiny,
+}
+
+
+def load_config(preset_or_path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Load a preset by name, or a YAML/JSON config file; then apply overrides.
+
+    A file may hold a full config or ``{"preset": NAME, ...}`` with only the keys that
+    differ from that preset.
+    """
+    text = str(preset_or_path)
+    if text in PRESETS:
+        return PRESETS[text]().with_overrides(overrides)
+    path = Path(text)
+    if not path.is_file():
+        raise WavediffError(
+            f"unknown preset or missing config file {text!r}; presets: {sorted(PRESETS)}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except (OSError, yaml.YAMLError) as exc:
+        raise WavediffError(f"cannot read config file {text!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise WavediffError(f"config file {text!r} must hold a mapping")
+    base_name = data.get("preset")
+    if base_name in PRESETS:
+        merged = _deep_merge(PRESETS[base_name]().to_dict(), data)
+        cfg = RunConfig.from_dict(merged)
+    else:
+        cfg = RunConfig.from_dict(data)
+    return cfg.with_overrides(overrides)
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,47 @@
+"""The DiffWave training objective (Algorithm 1): unweighted epsilon prediction."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from wavediff.diffusion.samplers import Denoiser
+from wavediff.diffusion.schedule import NoiseSchedule
+from wavediff.errors import WavediffError
+
+
+def diffusion_loss(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    *,
+    loss_type: str = "l1",
+    cond: dict[str, Any] | None = None,
+    generator: torch.Generator | None = None,
+    steps: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean ||eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t)|| over a batch.
+
+    ``t ~ Uniform{0..T-1}`` (0-based) and ``eps ~ N(0, I)`` are drawn on CPU from
+    ``generator`` unless given. ``loss_type='l2'`` is the paper's squared error,
+    ``'l1'`` the absolute error used by lmnt-com/diffwave and WaveGrad.
+
+    Args:
+        x0: ``(B, L)`` clean audio.
+    Returns:
+        scalar loss.
+    """
+    if loss_type not in ("l1", "l2"):
+        raise WavediffError(f"loss_type={loss_type!r} is not allowed; choose one of ['l1', 'l2']")
+    batch = x0.shape[0]
+    if steps is None:
+        steps = torch.randint(0, schedule.num_steps, (batch,), generator=generator)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32)
+    steps = steps.to(x0.device)
+    noise = noise.to(device=x0.device, dtype=x0.dtype)
+    x_t = schedule.add_noise(x0, noise, steps)
+    pred = denoiser(x_t, steps.to(torch.float32), **(cond or {}))
+    diff = pred.float() - noise.float()
+    return diff.abs().mean() if loss_type == "l1" else diff.square().mean()

@@ -1,0 +1,73 @@
+"""Reverse-process samplers.
+
+A denoiser is any callable ``denoiser(x_t, steps, **cond) -> eps`` with ``x_t`` of shape
+``(B, L)``, ``steps`` a ``(B,)`` float tensor of (possibly fractional) 0-based training
+steps, returning predicted noise of shape ``(B, L)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import torch
+
+from wavediff.diffusion.schedule import SamplingSchedule
+
+
+class Denoiser(Protocol):
+    def __call__(self, x_t: torch.Tensor, steps: torch.Tensor, **cond: Any) -> torch.Tensor: ...
+
+
+StepCallback = Callable[[int, torch.Tensor], None]
+
+
+@torch.no_grad()
+def sample(
+    denoiser: Denoiser,
+    shape: tuple[int, ...],
+    chain: SamplingSchedule,
+    *,
+    cond: dict[str, Any] | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    x_start: torch.Tensor | None = None,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Run a reverse chain from x_S ~ N(0, I) down to x_0.
+
+    For s = S..1: ``x <- (x - eta_s / sqrt(1 - gbar_s) * eps(x, t_s)) / sqrt(1 - eta_s)``,
+    then ``x <- x + sigma_s z`` for s > 1. With the full chain this is Algorithm 2 of
+    DiffWave (sigma_t = sqrt(beta-tilde_t)); with an aligned chain, Appendix B.
+
+    Args:
+        shape: ``(B, L)`` shape of the output.
+        chain: from :func:`~wavediff.diffusion.schedule.full_chain`,
+            :func:`~wavediff.diffusion.schedule.align_schedule` or
+            :func:`~wavediff.diffusion.schedule.strided_schedule`.
+        generator: all randomness (x_S and every z) is drawn from it, on CPU, so the same
+            seed gives the same bits on any device.
+        x_start: optional x_S instead of drawing it.
+        callback: called as ``callback(s, x)`` after each step (s counts down to 1).
+    Returns:
+        ``(B, L)`` tensor x_0 (not clipped).
+    """
+    cond = cond or {}
+    if x_start is not None:
+        x = x_start.to(device=device, dtype=dtype)
+    else:
+        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+    etas = chain.etas.tolist()
+    gbars = chain.alphas_cumprod.tolist()
+    sigmas = chain.sigmas.tolist()
+    steps = chain.steps.tolist()
+    batch = x.shape[0]
+    for s in range(chain.num_steps - 1, -1, -1):
+        t = torch.full((batch,), steps[s], device=device, dtype=torch.float32)
+        eps = denoiser(x, t, **cond).to(x.dtype)
+        x = (x - (etas[s] / (1.0 - gbars[s]) ** 0.5) * eps) / (1.0 - etas[s]) ** 0.5
+        if s > 0:
+            z = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+            x = x + sigmas[s] * z
+        if callback is not None:
+            callback(s + 1, x)
+    return x

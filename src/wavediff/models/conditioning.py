@@ -1,0 +1,123 @@
+"""Conditioning blocks of DiffWave: diffusion-step embedding, mel upsampler, labels."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wavediff.errors import WavediffError
+
+MAX_UPSAMPLE_STRIDE = 32
+
+
+def sinusoidal_step_encoding(steps: torch.Tensor, dim: int = 128) -> torch.Tensor:
+    """DiffWave's step encoding ``[sin(10^(j*4/(h-1)) t), cos(10^(j*4/(h-1)) t)]``, j < h = dim/2.
+
+    Args:
+        steps: ``(N,)`` step values.
+    Returns:
+        ``(N, dim)`` encoding.
+    """
+    half = dim // 2
+    j = torch.arange(half, dtype=torch.float64, device=steps.device)
+    freqs = 10.0 ** (j * 4.0 / (half - 1))
+    angles = steps.to(torch.float64).unsqueeze(1) * freqs.unsqueeze(0)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(torch.float32)
+
+
+class DiffusionStepEmbedding(nn.Module):
+    """Step index -> 512-d embedding shared by all residual layers.
+
+    The sinusoidal encoding is tabulated at the integer steps 0..T-1 and linearly
+    interpolated for fractional steps (fast sampling, Appendix B), followed by two
+    fully-connected layers with swish.
+    """
+
+    def __init__(self, num_steps: int, encoding_dim: int = 128, hidden_dim: int = 512) -> None:
+        super().__init__()
+        self.num_steps = num_steps
+        self.register_buffer(
+            "table", sinusoidal_step_encoding(torch.arange(num_steps), encoding_dim), persistent=False
+        )
+        self.fc1 = nn.Linear(encoding_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, hidden_dim)
+
+    def encode(self, steps: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` integer or fractional steps -> ``(B, encoding_dim)``."""
+        if not steps.is_floating_point():
+            return self.table[steps]
+        t = steps.clamp(0, self.num_steps - 1)
+        lo = t.floor().long()
+        hi = torch.clamp(lo + 1, max=self.num_steps - 1)
+        w = (t - lo.to(t.dtype)).unsqueeze(1).to(self.table.dtype)
+        return self.table[lo] * (1 - w) + self.table[hi] * w
+
+    def forward(self, steps: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` steps -> ``(B, hidden_dim)``."""
+        x = F.silu(self.fc1(self.encode(steps)))
+        return F.silu(self.fc2(x))
+
+
+def factorize_hop(hop_length: int, max_stride: int = MAX_UPSAMPLE_STRIDE) -> list[int]:
+    """Split the hop into upsampling strides, each at most ``max_stride``.
+
+    Two stages are preferred (as the paper's 16 x 16 for hop 256), as balanced as
+    possible: 160 -> [10, 16], 300 -> [15, 20]. A hop that is prime and larger than
+    ``max_stride``, or needs more than four stages, is rejected.
+    """
+    if hop_length < 1:
+        raise WavediffError(f"hop_length={hop_length} must be >= 1")
+    if hop_length == 1:
+        return []
+    for n_stages in (2, 1, 3, 4):
+        best: list[int] | None = None
+        for combo in itertools.combinations_with_replacement(range(2, max_stride + 1), n_stages):
+            if math.prod(combo) == hop_length and (best is None or max(combo) < max(best)):
+                best = list(combo)
+        if best is not None:
+            return best
+    raise WavediffError(
+        f"hop_length={hop_length} cannot be factored into at most 4 upsampling strides of 2..{max_stride}; "
+        f"choose a hop whose prime factors are all <= {max_stride} (e.g. 160, 200, 240, 256, 300)"
+    )
+
+
+class MelUpsampler(nn.Module):
+    """Mel ``(B, n_mels, F)`` -> ``(B, n_mels, F * hop)`` by transposed 2-D convolutions.
+
+    Each stage with stride s in time has a kernel of 3 (frequency) x 2s (time), as the
+    paper's 3 x 32 for s = 16, followed by leaky ReLU (slope 0.4).
+    """
+
+    def __init__(self, hop_length: int, leaky_slope: float = 0.4) -> None:
+        super().__init__()
+        self.hop_length = hop_length
+        self.strides = factorize_hop(hop_length)
+        self.leaky_slope = leaky_slope
+        layers = []
+        for s in self.strides:
+            # Output length (F - 1) s - 2p + k must be F s: k - 2p = s.
+            pad = (s + 1) // 2
+            kernel = s + 2 * pad
+            layers.append(nn.ConvTranspose2d(1, 1, (3, kernel), stride=(1, s), padding=(1, pad)))
+        self.stages = nn.ModuleList(layers)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = mel.unsqueeze(1)
+        for stage in self.stages:
+            x = F.leaky_relu(stage(x), self.leaky_slope)
+        return x.squeeze(1)
+
+
+class LabelEmbedding(nn.Module):
+    """Class label ``(B,)`` -> ``(B, dim, 1)`` global conditioning vector."""
+
+    def __init__(self, num_classes: int, dim: int = 128) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_classes, dim)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.embedding(labels).unsqueeze(-1)

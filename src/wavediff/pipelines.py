@@ -1,0 +1,247 @@
+"""User API: load a checkpoint, run a sampler, return audio.
+
+>>> vocoder = Vocoder.from_checkpoint("runs/base")          # doctest: +SKIP
+>>> audio = vocoder.vocode(mel, steps=6, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from wavediff.audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
+from wavediff.audio.mel import MelFrontend, mel_config_from_preset
+from wavediff.config import MelConfig, RunConfig
+from wavediff.devices import pick_device
+from wavediff.diffusion.samplers import sample
+from wavediff.diffusion.schedule import SamplingSchedule, align_schedule, linear_schedule, sampling_schedule
+from wavediff.errors import WavediffError
+from wavediff.models.diffwave import DiffWave, build_model
+from wavediff.training.checkpoint import check_state_matches, load_config_file, load_weights, resolve_checkpoint
+
+log = logging.getLogger(__name__)
+
+MEL_SIDECAR_KEY = "wavediff_mel_frontend"
+
+
+class Vocoder:
+    """A trained mel-conditioned DiffWave with its own mel front-end."""
+
+    def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str = "cpu") -> None:
+        if config.model.conditioning != "mel":
+            raise WavediffError(
+                f"this checkpoint is not a vocoder (model.conditioning={config.model.conditioning!r})"
+            )
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.frontend = MelFrontend(config.mel, device=self.device)
+        self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
+                                        config.diffusion.beta_end)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Vocoder":
+        """Load the EMA weights and config of a checkpoint folder or of a run folder's latest."""
+        ckpt = resolve_checkpoint(path)
+        config = load_config_file(ckpt)
+        model = build_model(config)
+        weights = load_weights(ckpt)
+        check_state_matches(model, weights, f"checkpoint {str(ckpt)!r}")
+        model.load_state_dict(weights)
+        log.info("loaded %s (%s preset, T=%d)", ckpt, config.preset, config.diffusion.num_steps)
+        return cls(model, config, pick_device(device))
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.mel.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.mel.hop_length
+
+    def chain(self, steps: int = 6, schedule: Sequence[float] | None = None) -> SamplingSchedule:
+        """The reverse chain: an explicit eta ``schedule``, or see :func:`sampling_schedule`."""
+        if schedule is not None:
+            return align_schedule(self.schedule, schedule)
+        return sampling_schedule(self.schedule, steps, self.config.diffusion.fast_schedule)
+
+    def mel(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """This checkpoint's mel of ``(L,)`` or ``(B, L)`` audio at its sample rate."""
+        return self.frontend(audio)
+
+    def check_mel(self, mel: torch.Tensor, source: str = "mel") -> None:
+        """Reject a mel whose band count or value range does not fit this checkpoint's front-end."""
+        n_mels = self.config.mel.n_mels
+        if mel.dim() != 3 or mel.shape[1] != n_mels:
+            raise WavediffError(
+                f"{source}: shape {tuple(mel.shape)} does not fit this vocoder, which expects "
+                f"(B, {n_mels}, frames) or ({n_mels}, frames) from the {self.config.mel.name!r} front-end"
+            )
+        if mel.shape[-1] < 1:
+            raise WavediffError(f"{source}: the mel has no frames")
+        if not bool(torch.isfinite(mel).all()):
+            raise WavediffError(f"{source}: the mel holds NaN or Inf values")
+        lo, hi = float(mel.min()), float(mel.max())
+        if self.config.mel.compression == "db_normalized" and (lo < -1e-3 or hi > 1 + 1e-3):
+            raise WavediffError(
+                f"{source}: values span [{lo:.2f}, {hi:.2f}] but the {self.config.mel.name!r} front-end of this "
+                "checkpoint gives dB-normalised mels in [0, 1] (a natural-log mel, as HiFi-GAN's, is not accepted)"
+            )
+        floor = float(np.log(self.config.mel.log_floor))
+        if self.config.mel.compression == "log" and (lo < floor - 1e-3 or (lo >= 0 and hi <= 1)):
+            raise WavediffError(
+                f"{source}: values span [{lo:.2f}, {hi:.2f}] but the {self.config.mel.name!r} front-end of this "
+                f"checkpoint gives natural-log mels >= ln({self.config.mel.log_floor:g}) = {floor:.2f}"
+                + (" (values in [0, 1] look like a dB-normalised diffwave mel)" if lo >= 0 and hi <= 1 else "")
+            )
+
+    @torch.inference_mode()
+    def vocode(self, mel: torch.Tensor | np.ndarray, steps: int = 6, *, schedule: Sequence[float] | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mel ``(n_mels, F)`` or ``(B, n_mels, F)`` -> waveform ``(F * hop,)`` or ``(B, F * hop)``.
+
+        ``steps=6`` uses the paper's fast schedule, ``steps=T`` the full chain (Algorithm 2).
+        Output is clipped to [-1, 1].
+        """
+        if isinstance(mel, np.ndarray):
+            mel = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+        squeeze = mel.dim() == 2
+        mel = mel.unsqueeze(0) if squeeze else mel
+        self.check_mel(mel)
+        mel = mel.to(self.device, torch.float32)
+        chain = self.chain(steps, schedule)
+        cond = self.model.condition(mel=mel)  # upsampled once, reused by every step
+
+        def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.model(x, t, cond=cond)
+
+        audio = sample(denoiser, (mel.shape[0], mel.shape[-1] * self.hop_length), chain,
+                       generator=generator, device=self.device)
+        audio = audio.clamp(-1.0, 1.0).cpu()
+        return audio[0] if squeeze else audio
+
+    def vocode_audio(self, audio: torch.Tensor | np.ndarray, steps: int = 6, *,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Resynthesise ``(L,)`` audio from its own mel; returns ``(L,)``."""
+        audio_t = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        out = self.vocode(self.mel(audio_t), steps, generator=generator)
+        return out[: audio_t.shape[-1]]
+
+
+# ---------------------------------------------------------------- files
+def _expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in suffixes and f.is_file())
+            if not found:
+                raise WavediffError(f"no input files ({', '.join(suffixes)}) under {str(p)!r}")
+            files.extend(found)
+        elif p.is_file():
+            if p.suffix.lower() not in suffixes:
+                raise WavediffError(f"input {str(p)!r} has an unsupported type; allowed: {', '.join(suffixes)}")
+            files.append(p)
+        else:
+            raise WavediffError(f"input not found: {str(p)!r}")
+    return files
+
+
+def read_mel_file(path: Path, vocoder: Vocoder) -> torch.Tensor:
+    """A ``(n_mels, F)`` mel from ``.npy``, checked against a ``.json`` sidecar if present."""
+    try:
+        mel = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise WavediffError(f"cannot read mel file {str(path)!r}: {exc}") from None
+    if mel.ndim == 3 and mel.shape[0] == 1:
+        mel = mel[0]
+    n_mels = vocoder.config.mel.n_mels
+    if mel.ndim != 2 or mel.shape[0] != n_mels:
+        raise WavediffError(
+            f"mel file {str(path)!r} has shape {tuple(mel.shape)}; this vocoder's {vocoder.config.mel.name!r} "
+            f"front-end gives ({n_mels}, frames)"
+        )
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            meta = json.loads(sidecar.read_text()).get(MEL_SIDECAR_KEY)
+        except (OSError, json.JSONDecodeError):
+            meta = None
+        if isinstance(meta, dict):
+            mine = dataclasses.asdict(vocoder.config.mel)
+            for key, value in mine.items():
+                if key != "name" and key in meta and meta[key] != value:
+                    raise WavediffError(
+                        f"mel file {str(path)!r} was made with {key}={meta[key]!r} ({meta.get('name')!r} front-end) "
+                        f"but this checkpoint's {vocoder.config.mel.name!r} front-end has {key}={value!r}"
+                    )
+    tensor = torch.from_numpy(mel.astype(np.float32))
+    vocoder.check_mel(tensor.unsqueeze(0), f"mel file {str(path)!r}")
+    return tensor
+
+
+def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | Path, *, steps: int = 6,
+                 schedule: Sequence[float] | None = None, seed: int = 0, batch_size: int = 8,
+                 resample: bool = False) -> list[Path]:
+    """Vocode audio files (via their mel) and ``.npy`` mels to ``out_dir/<name>.wav``.
+
+    Files are batched ``batch_size`` at a time, grouped by length: mels in a batch are
+    padded at the end with their last frame and the outputs trimmed back. Audio at
+    another sample rate than the checkpoint's is refused unless ``resample`` is true.
+    """
+    if batch_size < 1:
+        raise WavediffError(f"--batch-size={batch_size} must be >= 1")
+    files = _expand_inputs(inputs, (*AUDIO_EXTENSIONS, ".npy"))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items: list[tuple[Path, torch.Tensor, int]] = []
+    for f in files:
+        if f.suffix.lower() == ".npy":
+            mel = read_mel_file(f, vocoder)
+            items.append((f, mel, mel.shape[-1] * vocoder.hop_length))
+        else:
+            audio = load_audio(f, vocoder.sample_rate, resample=resample)
+            items.append((f, vocoder.mel(audio), audio.shape[0]))
+    order = sorted(range(len(items)), key=lambda i: items[i][1].shape[-1])
+    written: list[Path] = []
+    generator = torch.Generator().manual_seed(seed)
+    from tqdm import tqdm
+
+    batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="vocode", unit="batch", disable=len(batches) < 2):
+        frames = max(items[i][1].shape[-1] for i in batch)
+        mels = torch.stack([torch.nn.functional.pad(items[i][1], (0, frames - items[i][1].shape[-1]),
+                                                    mode="replicate") for i in batch])
+        audio = vocoder.vocode(mels, steps, schedule=schedule, generator=generator)
+        for row, i in enumerate(batch):
+            path, _, length = items[i]
+            target = out / f"{path.stem}.wav"
+            save_audio(target, audio[row, :length].numpy(), vocoder.sample_rate)
+            written.append(target)
+    return written
+
+
+def write_mels(inputs: Sequence[str | Path], out_dir: str | Path, *, checkpoint: str | None = None,
+               frontend: str | None = None) -> list[Path]:
+    """Write ``<name>.npy`` mels and ``<name>.json`` sidecars describing the front-end."""
+    if checkpoint is not None:
+        mel_config: MelConfig = load_config_file(resolve_checkpoint(checkpoint)).mel
+    elif frontend is not None:
+        mel_config = mel_config_from_preset(frontend)
+    else:
+        raise WavediffError("give a checkpoint or a front-end preset")
+    fe = MelFrontend(mel_config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in _expand_inputs(inputs, AUDIO_EXTENSIONS):
+        mel = fe(load_audio(f, mel_config.sample_rate)).numpy()
+        np.save(out / f"{f.stem}.npy", mel.astype(np.float32), allow_pickle=False)
+        (out / f"{f.stem}.json").write_text(json.dumps({MEL_SIDECAR_KEY: dataclasses.asdict(mel_config)}, indent=2))
+        written.append(out / f"{f.stem}.npy")
+    return written

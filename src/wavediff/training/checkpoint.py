@@ -1,0 +1,163 @@
+"""Checkpoint folders: written atomically, kept last-N, loaded without unpickling.
+
+Layout of a run folder::
+
+    RUN_DIR/config.json
+    RUN_DIR/checkpoints/step_00001000/model.safetensors   EMA weights (inference)
+    RUN_DIR/checkpoints/step_00001000/config.json         the RunConfig + format version
+    RUN_DIR/checkpoints/step_00001000/training_state.pt   optimizer, raw weights, step, EMA
+    RUN_DIR/checkpoints/latest                            name of the newest checkpoint
+
+``training_state.pt`` holds only tensors and plain containers and is read with
+``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from wavediff.config import FORMAT_VERSION, RunConfig
+from wavediff.errors import WavediffError
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATE_FILE = "training_state.pt"
+LATEST_FILE = "latest"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(root: Path, step: int, config: RunConfig, weights: dict[str, torch.Tensor],
+                    training_state: dict[str, Any] | None, keep_last: int) -> Path:
+    """Write ``root/step_XXXXXXXX`` atomically (temporary folder, then rename).
+
+    Returns the checkpoint folder. Older ``step_*`` folders beyond ``keep_last`` are removed.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS_FILE),
+                  metadata={"format_version": str(FORMAT_VERSION), "step": str(step)})
+        (tmp / CONFIG_FILE).write_text(config.to_json())
+        if training_state is not None:
+            torch.save(training_state, tmp / STATE_FILE)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_text_atomic(root / LATEST_FILE, name + "\n")
+    for old in list_checkpoints(root)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoint folders under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step_*") if p.is_dir() and (p / WEIGHTS_FILE).is_file()
+                  and (p / CONFIG_FILE).is_file())
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder from a checkpoint folder or a run folder (its latest checkpoint)."""
+    p = Path(path)
+    if not p.exists():
+        raise WavediffError(f"checkpoint not found: {str(p)!r}")
+    if (p / WEIGHTS_FILE).is_file():
+        return p
+    root = p / "checkpoints"
+    latest = root / LATEST_FILE
+    if latest.is_file():
+        candidate = root / latest.read_text().strip()
+        if (candidate / WEIGHTS_FILE).is_file():
+            return candidate
+    found = list_checkpoints(root)
+    if not found:
+        raise WavediffError(
+            f"no checkpoint in {str(p)!r}: expected {WEIGHTS_FILE} there or a run folder with checkpoints/"
+        )
+    return found[-1]
+
+
+def load_config_file(ckpt: Path) -> RunConfig:
+    path = ckpt / CONFIG_FILE
+    if not path.is_file():
+        raise WavediffError(f"checkpoint {str(ckpt)!r} has no {CONFIG_FILE}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WavediffError(f"cannot read {str(path)!r}: {exc}") from None
+    version = data.get("format_version", None)
+    if version != FORMAT_VERSION:
+        raise WavediffError(f"checkpoint format_version={version!r} is not supported; this wavediff reads {FORMAT_VERSION}")
+    return RunConfig.from_dict(data)
+
+
+def load_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(ckpt / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own error types on corrupt files
+        raise WavediffError(f"cannot read weights {str(ckpt / WEIGHTS_FILE)!r}: {exc}") from None
+
+
+def check_state_matches(model: torch.nn.Module, weights: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights whose names or shapes disagree with the model, naming the first mismatch."""
+    expected = model.state_dict()
+    for k, v in expected.items():
+        if k not in weights:
+            raise WavediffError(f"{where}: weights lack {k!r} that the config's model has")
+        if tuple(weights[k].shape) != tuple(v.shape):
+            raise WavediffError(
+                f"{where}: weight {k!r} has shape {tuple(weights[k].shape)}, the config's model expects {tuple(v.shape)}"
+            )
+    extra = sorted(set(weights) - set(expected))
+    if extra:
+        raise WavediffError(f"{where}: weights hold {extra[0]!r} that the config's model does not have")
+
+
+def load_training_state(ckpt: Path) -> dict[str, Any]:
+    path = ckpt / STATE_FILE
+    if not path.is_file():
+        raise WavediffError(f"checkpoint {str(ckpt)!r} has no {STATE_FILE}; it cannot be resumed")
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,342 @@
+"""The training loop (Algorithm 1 of DiffWave) with validation, EMA and checkpoints.
+
+Single process::
+
+    wavediff train --config base --data DATA --out runs/base
+
+Every random choice of step ``n`` (which utterances, where to crop, which diffusion
+steps, which noise) is drawn from generators seeded by ``(seed, n)`` and ``(seed, epoch)``
+alone, so a run resumed from a checkpoint at step ``n`` continues exactly as the
+uninterrupted run would: the checkpoint only needs the weights, the optimizer, the
+EMA and ``n``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wavediff.audio.mel import MelFrontend
+from wavediff.config import RunConfig
+from wavediff.data.datasets import VocoderDataset
+from wavediff.data.manifest import read_entries, split_entries
+from wavediff.diffusion.objective import diffusion_loss
+from wavediff.devices import pick_device
+from wavediff.diffusion.samplers import sample
+from wavediff.diffusion.schedule import align_schedule, linear_schedule, sampling_schedule
+from wavediff.errors import WavediffError
+from wavediff.models.diffwave import build_model, count_parameters
+from wavediff.training.checkpoint import (
+    CONFIG_FILE,
+    check_state_matches,
+    list_checkpoints,
+    load_config_file,
+    load_training_state,
+    resolve_checkpoint,
+    save_checkpoint,
+    write_text_atomic,
+)
+from wavediff.training.ema import ExponentialMovingAverage
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+VAL_SEED = 20_210_101
+
+
+def _mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix-style), stable across runs and platforms."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x ^= (p + 0x9E3779B97F4A7C15 + ((x << 6) & 0xFFFFFFFFFFFFFFFF) + (x >> 2)) & 0xFFFFFFFFFFFFFFFF
+        x = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+@dataclass
+class TrainResult:
+    """What a call to :meth:`Trainer.fit` did."""
+
+    run_dir: Path
+    start_step: int
+    final_step: int
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+class Trainer:
+    """Trains a mel-conditioned DiffWave vocoder on a folder or manifest of audio."""
+
+    def __init__(self, config: RunConfig, data: str | Path, run_dir: str | Path, *,
+                 resume: bool = False, device: str = "auto", max_minutes: float | None = None,
+                 progress: bool = True) -> None:
+        if config.model.conditioning != "mel":
+            raise WavediffError(
+                f"model.conditioning={config.model.conditioning!r}: this trainer trains vocoders "
+                "(conditioning 'mel'); class and unconditional training are not available yet"
+            )
+        self.run_dir = Path(run_dir)
+        self.device = pick_device(device)
+        self.max_minutes = max_minutes
+        self.progress = progress
+        existing = list_checkpoints(self.run_dir / "checkpoints")
+        self.resume_from: Path | None = None
+        if resume and existing:
+            self.resume_from = resolve_checkpoint(self.run_dir)
+            saved = load_config_file(self.resume_from)
+            if _without_steps(saved) != _without_steps(config):
+                log.warning("resuming with the checkpoint's config; the given config differs (max_steps may change)")
+            config = RunConfig.from_dict({**saved.to_dict(), "train": {**saved.train.__dict__,
+                                                                       "max_steps": config.train.max_steps}})
+        elif existing and not resume:
+            raise WavediffError(
+                f"{str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
+            )
+        self.config = config
+        self.frontend = MelFrontend(config.mel)
+        self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
+                                        config.diffusion.beta_end)
+        entries = read_entries(data)
+        train_entries, val_entries = split_entries(entries, config.data.val_count, config.data.val_fraction,
+                                                   seed=config.train.seed)
+        cache = self.run_dir / "cache" / "mels"
+        log.info("data: %d training and %d validation files from %s", len(train_entries), len(val_entries), data)
+        self.train_set = VocoderDataset(train_entries, self.frontend, config.data.crop_frames, cache, progress)
+        self.val_set = (VocoderDataset(val_entries, self.frontend, config.data.crop_frames, cache, progress)
+                        if val_entries else None)
+        with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
+            torch.manual_seed(_mix_seed(config.train.seed, 0) % (2 ** 63))
+            self.model = build_model(config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
+        self.ema = ExponentialMovingAverage(self.model, config.train.ema_decay)
+        self.step = 0
+        if self.resume_from is not None:
+            self._load_state(self.resume_from)
+        self.scaler = torch.amp.GradScaler(enabled=config.train.precision == "fp16" and self.device.type == "cuda")
+
+    # ------------------------------------------------------------------ state
+    def _load_state(self, ckpt: Path) -> None:
+        state = load_training_state(ckpt)
+        check_state_matches(self.model, state["model"], f"checkpoint {str(ckpt)!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
+        self.step = int(state["step"])
+        log.info("resumed from %s at step %d", ckpt, self.step)
+
+    def _training_state(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict(),
+            "ema_updates": self.ema.num_updates,
+            "step": self.step,
+        }
+
+    def save(self) -> Path:
+        path = save_checkpoint(self.run_dir / "checkpoints", self.step, self.config, self.ema.state_dict(),
+                               self._training_state(), self.config.train.keep_last)
+        log.info("saved checkpoint %s", path)
+        return path
+
+    # ------------------------------------------------------------------ data
+    def _batch_indices(self, step: int) -> list[int]:
+        n = len(self.train_set)
+        bs = self.config.train.batch_size
+        per_epoch = max(1, n // bs)
+        epoch, pos = divmod(step, per_epoch)
+        g = torch.Generator().manual_seed(_mix_seed(self.config.train.seed, 1, epoch))
+        order = torch.randperm(n, generator=g)
+        if n < bs:
+            order = order.repeat(math.ceil(bs / n))
+        return order[pos * bs:(pos + 1) * bs].tolist()
+
+    def _autocast(self) -> Any:
+        p = self.config.train.precision
+        if p == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if p == "bf16" else torch.float16
+        if self.device.type == "cpu" and p == "fp16":
+            raise WavediffError("train.precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _denoiser(self, model: torch.nn.Module) -> Any:
+        def call(x: torch.Tensor, t: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+            return model(x, t, mel=mel)
+        return call
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, step: int) -> tuple[float, float]:
+        """One optimiser step; returns (loss, gradient norm before clipping)."""
+        self.model.train()
+        g = torch.Generator().manual_seed(_mix_seed(self.config.train.seed, 2, step))
+        audio, mel = self.train_set.batch(self._batch_indices(step), g)
+        audio, mel = audio.to(self.device), mel.to(self.device)
+        with self._autocast():
+            loss = diffusion_loss(self._denoiser(self.model), audio, self.schedule,
+                                  loss_type=self.config.diffusion.loss, cond={"mel": mel}, generator=g)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.ema.update(self.model)
+        return float(loss.detach()), float(grad_norm)
+
+    @torch.no_grad()
+    def validation_loss(self, weights: dict[str, torch.Tensor] | None = None) -> float | None:
+        """Mean loss on fixed validation crops, diffusion steps and noise (comparable across steps)."""
+        if self.val_set is None:
+            return None
+        model = self._eval_model(weights)
+        g = torch.Generator().manual_seed(VAL_SEED)
+        n = len(self.val_set)
+        bs = min(self.config.train.batch_size, n)
+        total, count = 0.0, 0
+        for b in range(self.config.train.val_batches):
+            idx = [(b * bs + k) % n for k in range(bs)]
+            audio, mel = self.val_set.batch(idx, g)
+            loss = diffusion_loss(self._denoiser(model), audio.to(self.device), self.schedule,
+                                  loss_type=self.config.diffusion.loss, cond={"mel": mel.to(self.device)},
+                                  generator=g)
+            total += float(loss)
+            count += 1
+        return total / count
+
+    def _eval_model(self, weights: dict[str, torch.Tensor] | None) -> torch.nn.Module:
+        if weights is None:
+            self.model.eval()
+            return self.model
+        model = build_model(self.config).to(self.device)
+        model.load_state_dict(weights)
+        model.eval()
+        return model
+
+    @torch.no_grad()
+    def validation_audio(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(recording, EMA vocoded with the fast schedule) for the first validation utterance."""
+        if self.val_set is None:
+            return None
+        model = self._eval_model(self.ema.state_dict())
+        mel = torch.from_numpy(self.val_set.mels[0][:, :self.config.data.crop_frames * 4]).unsqueeze(0)
+        d = self.config.diffusion
+        chain = (align_schedule(self.schedule, d.fast_schedule) if d.fast_schedule
+                 else sampling_schedule(self.schedule, d.num_steps))
+        g = torch.Generator().manual_seed(VAL_SEED)
+        out = sample(self._denoiser(model), (1, mel.shape[-1] * self.frontend.hop_length), chain,
+                     cond={"mel": mel.to(self.device)}, generator=g, device=self.device)
+        ref = torch.from_numpy(self.val_set.audio[0][:out.shape[-1]])
+        return ref, out[0].clamp(-1, 1).cpu()
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, max_steps: int | None = None) -> TrainResult:
+        """Train until ``max_steps`` (default ``train.max_steps``) or the time budget."""
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        cfg = self.config.train
+        target = max_steps if max_steps is not None else cfg.max_steps
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.run_dir / CONFIG_FILE, self.config.to_json())
+        metrics_path = self.run_dir / METRICS_FILE
+        _truncate_metrics(metrics_path, self.step)
+        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else None)
+        result = TrainResult(self.run_dir, self.step, self.step)
+        log.info("model: %s preset, %d parameters, receptive field %d; device %s; %d threads",
+                 self.config.preset, count_parameters(self.model), self.config.model.receptive_field,
+                 self.device, torch.get_num_threads())
+        started = time.monotonic()
+        bar = tqdm(total=target, initial=self.step, desc="train", unit="step", disable=not self.progress,
+                   dynamic_ncols=True)
+        window: list[float] = []
+        window_start = time.monotonic()
+        last_saved = self.step
+        try:
+            with open(metrics_path, "a") as metrics:
+                while self.step < target:
+                    if self.max_minutes is not None and time.monotonic() - started > self.max_minutes * 60:
+                        log.info("time budget of %.1f minutes reached at step %d", self.max_minutes, self.step)
+                        break
+                    loss, grad_norm = self.train_step(self.step)
+                    if not math.isfinite(loss):
+                        raise WavediffError(
+                            f"loss became {loss} at step {self.step}; stopping. The last good checkpoint is kept "
+                            f"in {str(self.run_dir / 'checkpoints')!r}; try a lower train.learning_rate"
+                        )
+                    self.step += 1
+                    result.losses.append((self.step, loss))
+                    window.append(loss)
+                    metrics.write(json.dumps({"step": self.step, "loss": loss, "grad_norm": grad_norm}) + "\n")
+                    bar.update(1)
+                    if self.step % cfg.log_every == 0 or self.step == target:
+                        elapsed = time.monotonic() - window_start
+                        rate = len(window) / elapsed if elapsed > 0 else float("nan")
+                        mean = sum(window) / len(window)
+                        writer.add_scalar("train/loss", mean, self.step)
+                        writer.add_scalar("train/grad_norm", grad_norm, self.step)
+                        writer.add_scalar("train/steps_per_sec", rate, self.step)
+                        bar.set_postfix(loss=f"{mean:.4f}", steps_s=f"{rate:.2f}")
+                        log.debug("step %d loss %.4f grad_norm %.3f %.2f steps/s", self.step, mean, grad_norm, rate)
+                        metrics.flush()
+                        window, window_start = [], time.monotonic()
+                    if self.step % cfg.val_every == 0:
+                        self._validate(writer, metrics, result)
+                    if self.step % cfg.checkpoint_every == 0:
+                        result.checkpoint = self.save()
+                        last_saved = self.step
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d; saving a checkpoint", self.step)
+        finally:
+            bar.close()
+            if self.step != last_saved or result.checkpoint is None:
+                if self.step > 0:
+                    result.checkpoint = self.save()
+            writer.close()
+        result.final_step = self.step
+        return result
+
+    def _validate(self, writer: Any, metrics: Any, result: TrainResult) -> None:
+        val = self.validation_loss()
+        val_ema = self.validation_loss(self.ema.state_dict())
+        if val is None or val_ema is None:
+            return
+        writer.add_scalar("val/loss", val, self.step)
+        writer.add_scalar("val/loss_ema", val_ema, self.step)
+        metrics.write(json.dumps({"step": self.step, "val_loss": val, "val_loss_ema": val_ema}) + "\n")
+        metrics.flush()
+        result.val_losses.append((self.step, val_ema))
+        log.info("step %d: validation loss %.4f (EMA %.4f)", self.step, val, val_ema)
+        pair = self.validation_audio()
+        if pair is not None:
+            sr = self.config.mel.sample_rate
+            writer.add_audio("val/recording", pair[0].unsqueeze(0), self.step, sample_rate=sr)
+            writer.add_audio("val/vocoded_fast", pair[1].unsqueeze(0), self.step, sample_rate=sr)
+
+
+def _without_steps(config: RunConfig) -> dict[str, Any]:
+    d = config.to_dict()
+    d["train"].pop("max_steps")
+    return d
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines past ``step`` (left by a run that died after its last checkpoint)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue
+    write_text_atomic(path, "".join(k + "\n" for k in kept))

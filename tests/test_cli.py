@@ -1,0 +1,110 @@
+"""Every subcommand in a subprocess; bad input ends in one line and no traceback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import SR, tone_sweep
+
+MICRO = ["--set", "model.residual_layers=3", "--set", "model.residual_channels=8", "--set", "data.crop_frames=8",
+         "--set", "train.batch_size=2", "--set", "data.val_count=2"]
+
+
+def wavediff(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "wavediff", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("wavediff: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len([ln for ln in lines if ln.startswith("wavediff: error")]) == 1
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    data.mkdir()
+    for i in range(6):
+        sf.write(data / f"c{i}.wav", tone_sweep(0.5, seed=i), SR)
+    run = root / "run"
+    proc = wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "3",
+                    "--no-progress", *MICRO)
+    assert proc.returncode == 0, proc.stderr
+    return root, data, run
+
+
+def test_train_writes_a_checkpoint_and_resumes(trained_run):
+    root, data, run = trained_run
+    assert (run / "checkpoints" / "step_00000003" / "model.safetensors").is_file()
+    proc = wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "4",
+                    "--resume", "--no-progress", *MICRO)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "checkpoints" / "step_00000004").is_dir()
+
+
+def test_vocode_audio_and_mel_inputs(trained_run):
+    root, data, run = trained_run
+    out = root / "voc"
+    proc = wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"), str(data / "c1.wav"),
+                    "--steps", "6", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(out / "c0.wav").frames == int(0.5 * SR)
+    mels = root / "mels"
+    proc = wavediff("mel", "--checkpoint", str(run), "--input", str(data / "c2.wav"), "--out", str(mels))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((mels / "c2.json").read_text())["wavediff_mel_frontend"]["name"] == "diffwave"
+    proc = wavediff("vocode", "--checkpoint", str(run), "--input", str(mels), "--steps", "50", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(out / "c2.wav").frames == np.load(mels / "c2.npy").shape[-1] * 256
+
+
+def test_config_shows_the_parameter_count():
+    proc = wavediff("config", "base")
+    assert proc.returncode == 0, proc.stderr
+    assert "2,619,971" in proc.stdout and "6139" in proc.stdout
+
+
+def test_demo_runs_small(tmp_path):
+    proc = wavediff("demo", "--out", str(tmp_path / "demo"), "--minutes", "0.05", "--num-train", "6",
+                    "--num-test", "1", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "Griffin-Lim (32 it)" in proc.stdout and "DiffWave (6 steps)" in proc.stdout
+    assert (tmp_path / "demo" / "spectrograms.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "demo" / "audio").glob("*.wav"))) == 4
+
+
+def test_bad_inputs_end_in_one_line(trained_run, tmp_path):
+    root, data, run = trained_run
+    assert_one_line_error(wavediff("train", "--config", "nope", "--data", str(data), "--out", str(tmp_path / "r")),
+                          "unknown preset", "'nope'")
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "missing.wav"),
+                                   "--out", str(tmp_path)), "not found", "missing.wav")
+    (tmp_path / "junk.wav").write_bytes(b"RIFF....garbage" * 20)
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "junk.wav"),
+                                   "--out", str(tmp_path)), "cannot read audio file")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), SR)
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "empty.wav"),
+                                   "--out", str(tmp_path)), "empty")
+    sf.write(tmp_path / "sr16k.wav", tone_sweep(0.2, sr=16000), 16000)
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "sr16k.wav"),
+                                   "--out", str(tmp_path)), "16000 Hz", "22050 Hz")
+    np.save(tmp_path / "wrong.npy", np.random.rand(64, 10).astype(np.float32))
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "wrong.npy"),
+                                   "--out", str(tmp_path)), "(64, 10)", "80")
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(tmp_path / "norun"), "--input",
+                                   str(data / "c0.wav"), "--out", str(tmp_path)), "checkpoint not found")
+    assert_one_line_error(wavediff("train", "--config", "tiny", "--data", str(tmp_path / "nodata"),
+                                   "--out", str(tmp_path / "r2")), "data path not found")

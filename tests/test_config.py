@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wavediff.config import PRESETS, RunConfig, load_config
+from wavediff.errors import WavediffError
+
+
+def test_presets_have_the_paper_hyperparameters():
+    base, large, sc09 = load_config("base"), load_config("large"), load_config("sc09-uncond")
+    assert (base.model.residual_layers, base.model.residual_channels, base.model.dilation_cycle) == (30, 64, 10)
+    assert (base.diffusion.num_steps, base.diffusion.beta_start, base.diffusion.beta_end) == (50, 1e-4, 0.05)
+    assert (large.model.residual_channels, large.diffusion.num_steps, large.diffusion.beta_end) == (128, 200, 0.02)
+    assert (sc09.model.residual_layers, sc09.model.residual_channels, sc09.model.dilation_cycle) == (36, 256, 12)
+    assert sc09.model.conditioning == "none" and sc09.mel.sample_rate == 16000
+    assert sc09.data.crop_frames * sc09.mel.hop_length == 16000  # whole 1 s clips
+    assert base.train.learning_rate == 2e-4 and base.train.batch_size == 16
+    assert "tiny" in PRESETS
+
+
+def test_json_round_trip_and_overrides():
+    cfg = load_config("base", ["train.learning_rate=1e-3", "model.residual_channels=32"])
+    assert cfg.train.learning_rate == 1e-3 and cfg.model.residual_channels == 32
+    again = RunConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+
+
+def test_config_file_with_preset_and_partial_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: large\ntrain:\n  batch_size: 4\n")
+    cfg = load_config(path)
+    assert cfg.model.residual_channels == 128 and cfg.train.batch_size == 4
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("nonexistent", "unknown preset"),
+])
+def test_unknown_preset_names_the_allowed_ones(bad, message):
+    with pytest.raises(WavediffError, match=message) as err:
+        load_config(bad)
+    assert "base" in str(err.value) and "tiny" in str(err.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.no_such_key=1", "unknown key 'no_such_key'"),
+    ("model.kernel_size=4", "must be odd"),
+    ("diffusion.loss=l3", "choose one of"),
+    ("mel.f_max=30000", "f_max"),
+    ("nodot", "section.key=value"),
+])
+def test_invalid_values_are_named(override, message):
+    with pytest.raises(WavediffError, match=message):
+        load_config("base", [override])
