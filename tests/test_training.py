@@ -69,3 +69,15 @@ def test_checkpoint_round_trip_gives_bit_identical_audio(tmp_path, audio_dir, mi
     # the saved weights are the trainer's EMA weights
     for k, v in trainer.ema.state_dict().items():
         assert torch.equal(one.model.state_dict()[k], v), k
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path, audio_dir, micro_config):
+    cfg = micro_config.with_overrides(["train.precision=bf16"])
+    result = Trainer(cfg, audio_dir, tmp_path / "run", progress=False, device="cpu").fit(3)
+    assert len(result.losses) == 3 and all(0 < l < 2 for _, l in result.losses)
+
+
+def test_fp16_needs_cuda(tmp_path, audio_dir, micro_config):
+    cfg = micro_config.with_overrides(["train.precision=fp16"])
+    with pytest.raises(WavediffError, match="fp16"):
+        Trainer(cfg, audio_dir, tmp_path / "run", progress=False, device="cpu")

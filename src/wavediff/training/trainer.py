@@ -101,6 +101,8 @@ class Trainer:
                 f"{str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
             )
         self.config = config
+        if config.train.precision == "fp16" and self.device.type != "cuda":
+            raise WavediffError("train.precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         self.frontend = MelFrontend(config.mel)
         self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
                                         config.diffusion.beta_end)
@@ -164,8 +166,6 @@ class Trainer:
         if p == "fp32":
             return nullcontext()
         dtype = torch.bfloat16 if p == "bf16" else torch.float16
-        if self.device.type == "cpu" and p == "fp16":
-            raise WavediffError("train.precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _denoiser(self, model: torch.nn.Module) -> Any:
