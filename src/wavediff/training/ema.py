@@ -16,6 +16,7 @@ class ExponentialMovingAverage:
         self.decay = decay
         self.num_updates = 0
         self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+        self.device = next(iter(self.shadow.values())).device
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -28,8 +29,9 @@ class ExponentialMovingAverage:
                 self.shadow[k].copy_(v)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """A copy of the averaged weights (on the model's device)."""
         return {k: v.clone() for k, v in self.shadow.items()}
 
     def load_state_dict(self, shadow: dict[str, torch.Tensor], num_updates: int) -> None:
-        self.shadow = {k: v.clone().float() for k, v in shadow.items()}
+        self.shadow = {k: v.clone().float().to(self.device) for k, v in shadow.items()}
         self.num_updates = num_updates
