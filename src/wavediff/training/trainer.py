@@ -96,7 +96,9 @@ class Trainer:
                 log.warning("resuming with the checkpoint's config; the given config differs (max_steps may change)")
             config = RunConfig.from_dict({**saved.to_dict(), "train": {**saved.train.__dict__,
                                                                        "max_steps": config.train.max_steps}})
-        elif existing and not resume:
+        elif resume:
+            log.info("--resume: no checkpoint in %s yet; starting a new run", self.run_dir)
+        elif existing:
             raise WavediffError(
                 f"{str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
             )
