@@ -128,6 +128,10 @@ def run_demo(out: Path, minutes: float = 4.0, seed: int = 0, device: str = "auto
     table = format_table(scores)
     header = (f"wavediff demo: tiny preset, {result.final_step} training steps ({minutes:g} min budget), "
               f"{len(files)} held-out synthetic utterances")
+    note = ("Lower is better. A few CPU minutes are a tiny fraction of the paper's training (1M steps on 8 GPUs): "
+            "expect DiffWave to trail Griffin-Lim here; train longer with --minutes, or on real speech with "
+            "`wavediff train`.")
+    table = table + "\n\n" + note
     (out / "results.md").write_text(header + "\n\n" + table + "\n")
     (out / "results.json").write_text(json.dumps({"steps": result.final_step, "minutes": minutes,
                                                   "scores": [s.__dict__ for s in scores]}, indent=2))
