@@ -20,8 +20,9 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, audio_dir, micro_config):
     result = Trainer(micro_config, audio_dir, tmp_path / "run", progress=False).fit(40)
     first = sum(l for _, l in result.losses[:8]) / 8
     last = sum(l for _, l in result.losses[-8:]) / 8
-    # a zero-initialised output predicts eps = 0, so the L1 loss starts at E|eps| = 0.798
-    assert first == pytest.approx(0.798, abs=0.08)
+    # a zero-initialised output predicts eps = 0, so the L2 loss starts at E[eps^2] = 1
+    assert micro_config.diffusion.loss == "l2"
+    assert first == pytest.approx(1.0, abs=0.1)
     assert last < 0.85 * first
     assert result.val_losses and all(torch.isfinite(torch.tensor(v)) for _, v in result.val_losses)
     assert (tmp_path / "run" / "tb").is_dir() and list((tmp_path / "run" / "tb").iterdir())

@@ -117,14 +117,15 @@ class DiffusionConfig:
     """Linear beta schedule of ``num_steps`` steps and the training objective.
 
     ``fast_schedule`` is the paper's Appendix B variance schedule (eta) used when
-    sampling with ``len(fast_schedule)`` steps.
+    sampling with ``len(fast_schedule)`` steps. ``loss`` defaults to the paper's L2; L1
+    (lmnt-com/diffwave, WaveGrad) is the alternative (see README, "Choice of loss").
     """
 
     num_steps: int = 50
     beta_start: float = 1e-4
     beta_end: float = 0.05
     fast_schedule: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5)
-    loss: LossType = "l1"
+    loss: LossType = "l2"
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:

@@ -15,7 +15,7 @@ def diffusion_loss(
     x0: torch.Tensor,
     schedule: NoiseSchedule,
     *,
-    loss_type: str = "l1",
+    loss_type: str = "l2",
     cond: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
     steps: torch.Tensor | None = None,
