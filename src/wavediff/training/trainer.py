@@ -195,11 +195,14 @@ class Trainer:
         return float(loss.detach()), float(grad_norm)
 
     @torch.no_grad()
-    def validation_loss(self, weights: dict[str, torch.Tensor] | None = None) -> float | None:
-        """Mean loss on fixed validation crops, diffusion steps and noise (comparable across steps)."""
+    def validation_loss(self, model: torch.nn.Module | None = None) -> float | None:
+        """Mean loss of ``model`` (default: the trained weights) on fixed validation crops,
+        diffusion steps and noise, so values are comparable across steps."""
         if self.val_set is None:
             return None
-        model = self._eval_model(weights)
+        if model is None:
+            self.model.eval()
+            model = self.model
         g = torch.Generator().manual_seed(VAL_SEED)
         n = len(self.val_set)
         bs = min(self.config.train.batch_size, n)
@@ -214,21 +217,17 @@ class Trainer:
             count += 1
         return total / count
 
-    def _eval_model(self, weights: dict[str, torch.Tensor] | None) -> torch.nn.Module:
-        if weights is None:
-            self.model.eval()
-            return self.model
+    def ema_model(self) -> torch.nn.Module:
+        """A copy of the network holding the EMA weights, in eval mode."""
         model = build_model(self.config).to(self.device)
-        model.load_state_dict(weights)
-        model.eval()
-        return model
+        model.load_state_dict(self.ema.state_dict())
+        return model.eval()
 
     @torch.no_grad()
-    def validation_audio(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(recording, EMA vocoded with the fast schedule) for the first validation utterance."""
+    def validation_audio(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(recording, ``model`` vocoding it with the fast schedule) for the first validation utterance."""
         if self.val_set is None:
             return None
-        model = self._eval_model(self.ema.state_dict())
         mel = torch.from_numpy(self.val_set.mels[0][:, :self.config.data.crop_frames * 4]).unsqueeze(0)
         d = self.config.diffusion
         chain = (align_schedule(self.schedule, d.fast_schedule) if d.fast_schedule
@@ -307,17 +306,19 @@ class Trainer:
         return result
 
     def _validate(self, writer: Any, metrics: Any, result: TrainResult) -> None:
-        val = self.validation_loss()
-        val_ema = self.validation_loss(self.ema.state_dict())
-        if val is None or val_ema is None:
+        if self.val_set is None:
             return
+        ema_model = self.ema_model()
+        val = self.validation_loss()
+        val_ema = self.validation_loss(ema_model)
+        assert val is not None and val_ema is not None
         writer.add_scalar("val/loss", val, self.step)
         writer.add_scalar("val/loss_ema", val_ema, self.step)
         metrics.write(json.dumps({"step": self.step, "val_loss": val, "val_loss_ema": val_ema}) + "\n")
         metrics.flush()
         result.val_losses.append((self.step, val_ema))
         log.info("step %d: validation loss %.4f (EMA %.4f)", self.step, val, val_ema)
-        pair = self.validation_audio()
+        pair = self.validation_audio(ema_model)
         if pair is not None:
             sr = self.config.mel.sample_rate
             writer.add_audio("val/recording", pair[0].unsqueeze(0), self.step, sample_rate=sr)
