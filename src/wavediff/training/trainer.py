@@ -256,8 +256,9 @@ class Trainer:
                  self.config.preset, count_parameters(self.model), self.config.model.receptive_field,
                  self.device, torch.get_num_threads())
         started = time.monotonic()
-        bar = tqdm(total=target, initial=self.step, desc="train", unit="step", disable=not self.progress,
-                   dynamic_ncols=True)
+        # under a time budget the step target is usually not reached: count steps without a total
+        bar = tqdm(total=None if self.max_minutes is not None else target, initial=self.step, desc="train",
+                   unit="step", disable=not self.progress, dynamic_ncols=True)
         window: list[float] = []
         window_start = time.monotonic()
         last_saved = self.step
