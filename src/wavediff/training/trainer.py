@@ -30,7 +30,7 @@ from wavediff.data.manifest import read_entries, split_entries
 from wavediff.diffusion.objective import diffusion_loss
 from wavediff.devices import pick_device
 from wavediff.diffusion.samplers import sample
-from wavediff.diffusion.schedule import align_schedule, linear_schedule, sampling_schedule
+from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
 from wavediff.models.diffwave import build_model, count_parameters
 from wavediff.training.checkpoint import (
@@ -230,8 +230,7 @@ class Trainer:
             return None
         mel = torch.from_numpy(self.val_set.mels[0][:, :self.config.data.crop_frames * 4]).unsqueeze(0)
         d = self.config.diffusion
-        chain = (align_schedule(self.schedule, d.fast_schedule) if d.fast_schedule
-                 else sampling_schedule(self.schedule, d.num_steps))
+        chain = sampling_schedule(self.schedule, len(d.fast_schedule) or d.num_steps, d.fast_schedule)
         g = torch.Generator().manual_seed(VAL_SEED)
         out = sample(self._denoiser(model), (1, mel.shape[-1] * self.frontend.hop_length), chain,
                      cond={"mel": mel.to(self.device)}, generator=g, device=self.device)
