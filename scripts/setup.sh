@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install wavediff with its test extras.
+# Create .venv (if missing) and install wavediff with its test and evaluation extras.
 # torch is installed first at a pinned version (a local CPU wheel on the project's machines);
 # set WAVEDIFF_TORCH to install another build, e.g. WAVEDIFF_TORCH="torch==2.13.0+cu128".
 set -euo pipefail
@@ -13,4 +13,4 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13') else 1)" 2>/dev/null; then
   python -m pip install -q "${WAVEDIFF_TORCH:-torch==2.13.0}"
 fi
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,eval]"

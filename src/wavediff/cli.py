@@ -63,6 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     _add_common(p)
 
+    p = sub.add_parser("evaluate", help="resynthesise a test set with checkpoints and Griffin-Lim; score it, "
+                                        "write tables, plots and a listening page")
+    p.add_argument("--checkpoint", required=True, action="append", metavar="RUN_OR_CHECKPOINT",
+                   help="run folder (latest checkpoint) or checkpoint folder; repeat to compare several")
+    p.add_argument("--data", required=True, help="folder of audio or manifest of the test set")
+    p.add_argument("--out", required=True, help="report folder (results.json/.md, index.html, audio, plots)")
+    p.add_argument("--steps", type=int, nargs="+", default=[6, 50], help="sampling steps to evaluate (default 6 50)")
+    p.add_argument("--gl-iters", type=int, nargs="*", default=[32, 100],
+                   help="Griffin-Lim iteration counts (default 32 100; none to skip)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i)")
+    p.add_argument("--screenshot", action="store_true",
+                   help="open the page in headless Chromium, check every player and image, save screenshot.png")
+    _add_common(p)
+
+    p = sub.add_parser("curves", help="plot training and validation loss of run folders")
+    p.add_argument("--run", required=True, nargs="+", help="run folders")
+    p.add_argument("--out", required=True, help="PNG file")
+    _add_common(p)
+
     p = sub.add_parser("config", help="show a preset as JSON, with its parameter count and receptive field")
     p.add_argument("name", help="preset name or config file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -91,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise WavediffError(f"--threads={args.threads} must be >= 1")
             torch.set_num_threads(args.threads)
         handler = {"train": _cmd_train, "vocode": _cmd_vocode, "mel": _cmd_mel, "config": _cmd_config,
-                   "demo": _cmd_demo}[args.command]
+                   "demo": _cmd_demo, "evaluate": _cmd_evaluate, "curves": _cmd_curves}[args.command]
         return handler(args)
     except WavediffError as exc:
         if args.debug:
@@ -133,6 +153,42 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     written = vocode_files(vocoder, args.input, args.out, steps=args.steps, schedule=schedule, seed=args.seed,
                            batch_size=args.batch_size, resample=args.resample)
     log.info("wrote %d file(s) to %s", len(written), args.out)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from tqdm import tqdm
+
+    from wavediff.evaluation.report import markdown_table, write_report
+    from wavediff.evaluation.runner import evaluate
+
+    command = "wavediff " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    report = evaluate(args.checkpoint, args.data, args.out, steps=args.steps, gl_iters=args.gl_iters, seed=args.seed,
+                      limit=args.limit, device=args.device, command=command,
+                      progress=lambda items: tqdm(items, desc="evaluate", unit="utt"))
+    written = write_report(report, args.out)
+    print(markdown_table(report))
+    log.info("wrote %s", ", ".join(str(p) for p in written.values()))
+    if args.screenshot:
+        from wavediff.evaluation.browser import check_page
+
+        check = check_page(written["page"], Path(args.out) / "screenshot.png")
+        log.info("page check: %d/%d players and %d/%d images loaded; screenshot %s",
+                 len(check.players) - len(check.broken_players), len(check.players),
+                 len(check.images) - len(check.broken_images), len(check.images), check.screenshot)
+        if not check.ok:
+            raise WavediffError(f"the listening page has broken media: players {check.broken_players[:5]}, "
+                                f"images {check.broken_images[:5]}")
+    return 0
+
+
+def _cmd_curves(args: argparse.Namespace) -> int:
+    from wavediff.evaluation.plots import plot_training_curves
+
+    path = plot_training_curves(args.run, args.out)
+    log.info("wrote %s", path)
     return 0
 
 
