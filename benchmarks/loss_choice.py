@@ -1,9 +1,8 @@
 """Choose the default training loss by measurement: L1 (lmnt-com/diffwave, WaveGrad) vs L2 (paper).
 
 Trains the ``tiny`` preset with each loss for the same number of steps and seed on the
-synthetic corpus of the demo, then vocodes held-out utterances with the fast schedule and
-reports log-mel L1 and multi-resolution STFT distance (lower is better) plus the final
-validation loss of each run (not comparable across losses; shown for reference).
+synthetic corpus of the demo, then scores both checkpoints side by side on held-out
+utterances with ``wavediff evaluate`` (report in ``OUT/report``).
 
     python benchmarks/loss_choice.py --steps 200 --out runs/loss_choice
 """
@@ -15,8 +14,8 @@ from pathlib import Path
 
 from wavediff.config import load_config
 from wavediff.data.synthetic import make_corpus
-from wavediff.demo import compare_systems
-from wavediff.pipelines import Vocoder
+from wavediff.evaluation.report import markdown_table, write_report
+from wavediff.evaluation.runner import evaluate
 from wavediff.training.trainer import Trainer
 
 
@@ -31,24 +30,19 @@ def main() -> None:
     out = Path(args.out)
     if not (out / "data" / "train").is_dir():
         make_corpus(out / "data", num_train=60, num_test=8, seed=args.seed)
-    rows = []
+    runs = []
     for loss in ("l1", "l2"):
         cfg = load_config("tiny", [f"diffusion.loss={loss}", f"train.seed={args.seed}", "train.val_every=100000"])
         run = out / f"run_{loss}"
         trainer = Trainer(cfg, out / "data" / "train", run, resume=(run / "checkpoints").is_dir(), progress=False)
         trainer.fit(args.steps)
-        vocoder = Vocoder.from_checkpoint(run, device="cpu")
-        files = sorted((out / "data" / "test").glob("*.wav"))
-        scores, _ = compare_systems(vocoder, files, None, steps_list=tuple(args.sampling_steps), seed=args.seed)
-        rows += [(loss, s) for s in scores[1:]]
-        gl = scores[0]
-    print(f"tiny preset, {args.steps} training steps per loss, seed {args.seed}, {len(files)} held-out synthetic "
-          f"utterances; {gl.name}: log-mel L1 {gl.log_mel_l1:.3f}, MR-STFT {gl.mr_stft:.3f}")
-    print("| loss | sampler | log-mel L1 | MR-STFT |")
-    print("| --- | --- | ---: | ---: |")
-    for loss, s in rows:
-        print(f"| {loss} | {s.name} | {s.log_mel_l1:.3f} | {s.mr_stft:.3f} |")
-
+        runs.append(str(run))
+    report = evaluate(runs, out / "data" / "test", out / "report", steps=args.sampling_steps, gl_iters=[32],
+                      seed=args.seed, device="cpu", labels=["L1", "L2"])
+    write_report(report, out / "report")
+    print(f"tiny preset, {args.steps} training steps per loss, seed {args.seed}, "
+          f"{len(report.utterances)} held-out synthetic utterances")
+    print(markdown_table(report))
 
 if __name__ == "__main__":
     main()

@@ -81,9 +81,11 @@ def test_demo_runs_small(tmp_path):
     proc = wavediff("demo", "--out", str(tmp_path / "demo"), "--minutes", "0.05", "--num-train", "6",
                     "--num-test", "1", timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "Griffin-Lim (32 it)" in proc.stdout and "DiffWave (6 steps)" in proc.stdout
+    assert "| Griffin-Lim, 32 it |" in proc.stdout and "| DiffWave tiny, 6 steps |" in proc.stdout
+    assert "| DiffWave tiny, 50 steps |" in proc.stdout and "PESQ-WB" in proc.stdout
     assert (tmp_path / "demo" / "spectrograms.png").stat().st_size > 10_000
-    assert len(list((tmp_path / "demo" / "audio").glob("*.wav"))) == 4
+    assert len(list((tmp_path / "demo" / "report" / "audio").glob("*/*.wav"))) == 4
+    assert (tmp_path / "demo" / "report" / "index.html").is_file()
 
 
 def test_bad_inputs_end_in_one_line(trained_run, tmp_path):

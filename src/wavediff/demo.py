@@ -4,84 +4,30 @@
 
 - ``data/train``, ``data/test``: the synthetic corpus (source-filter speech-like signals);
 - ``run/``: the training run (checkpoints, TensorBoard, metrics);
-- ``audio/``: per test utterance the recording, Griffin-Lim (32 iterations) and DiffWave
-  with 6 and 50 steps;
+- ``report/``: the ``wavediff evaluate`` report of Griffin-Lim (32 iterations) and DiffWave
+  with 6 and 50 steps on the held-out utterances: ``index.html`` (listening page), audio,
+  ``results.md`` / ``results.json`` (every metric with its 95% interval, real-time factor), plots;
 - ``spectrograms.png``: the log-mel spectrograms of the first test utterance;
-- ``results.md`` / ``results.json``: mean log-mel L1, multi-resolution STFT distance and
-  real-time factor per system.
+- ``results.md``: the score table.
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from wavediff.audio.griffinlim import griffin_lim_from_mel
-from wavediff.audio.io import load_audio, save_audio
+from wavediff.audio.io import load_audio
 from wavediff.config import load_config
 from wavediff.data.synthetic import make_corpus
-from wavediff.metrics.spectral import log_mel_l1, multi_resolution_stft_distance
+from wavediff.evaluation.report import markdown_table, write_report
+from wavediff.evaluation.runner import evaluate
 from wavediff.pipelines import Vocoder
 from wavediff.training.checkpoint import list_checkpoints
 from wavediff.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SystemScore:
-    name: str
-    log_mel_l1: float
-    mr_stft: float
-    rtf: float
-
-
-def compare_systems(vocoder: Vocoder, files: list[Path], out_dir: Path | None, steps_list: tuple[int, ...] = (6, 50),
-                    gl_iters: int = 32, seed: int = 0) -> tuple[list[SystemScore], dict[str, list[np.ndarray]]]:
-    """Resynthesise each file from its mel with Griffin-Lim and DiffWave; score against the recording.
-
-    Returns mean scores per system and the waveforms per system (in file order).
-    """
-    systems = [f"Griffin-Lim ({gl_iters} it)"] + [f"DiffWave ({s} steps)" for s in steps_list]
-    sums = {s: np.zeros(2) for s in systems}
-    time_spent = {s: 0.0 for s in systems}
-    waves: dict[str, list[np.ndarray]] = {s: [] for s in ["recording", *systems]}
-    total_audio = 0.0
-    for i, f in enumerate(files):
-        audio = load_audio(f, vocoder.sample_rate)
-        mel = vocoder.mel(audio)
-        total_audio += audio.shape[0] / vocoder.sample_rate
-        waves["recording"].append(audio)
-        outputs = {}
-        t0 = time.perf_counter()
-        outputs[systems[0]] = griffin_lim_from_mel(mel, vocoder.frontend, n_iter=gl_iters, seed=seed)[: audio.shape[0]]
-        time_spent[systems[0]] += time.perf_counter() - t0
-        for name, steps in zip(systems[1:], steps_list):
-            g = torch.Generator().manual_seed(seed + i)
-            t0 = time.perf_counter()
-            outputs[name] = vocoder.vocode(mel, steps, generator=g).numpy()[: audio.shape[0]]
-            time_spent[name] += time.perf_counter() - t0
-        for name, wav in outputs.items():
-            sums[name] += [log_mel_l1(audio, wav, vocoder.frontend), multi_resolution_stft_distance(audio, wav)]
-            waves[name].append(wav)
-            if out_dir is not None:
-                tag = name.lower().replace(" ", "_").replace("(", "").replace(")", "")
-                save_audio(out_dir / f"{f.stem}_{tag}.wav", wav, vocoder.sample_rate)
-        if out_dir is not None:
-            save_audio(out_dir / f"{f.stem}_recording.wav", audio, vocoder.sample_rate)
-    scores = [SystemScore(s, *(sums[s] / len(files)), time_spent[s] / total_audio) for s in systems]
-    return scores, waves
-
-
-def format_table(scores: list[SystemScore]) -> str:
-    lines = ["| system | log-mel L1 | MR-STFT | RTF |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {s.name} | {s.log_mel_l1:.3f} | {s.mr_stft:.3f} | {s.rtf:.3f} |" for s in scores]
-    return "\n".join(lines)
 
 
 def plot_spectrograms(waves: dict[str, np.ndarray], vocoder: Vocoder, path: Path) -> None:
@@ -121,19 +67,22 @@ def run_demo(out: Path, minutes: float = 4.0, seed: int = 0, device: str = "auto
     log.info("training the tiny preset for %.1f minutes", minutes)
     trainer = Trainer(config, train_dir, run_dir, resume=resume, device=device, max_minutes=minutes)
     result = trainer.fit()
-    vocoder = Vocoder.from_checkpoint(run_dir, device=device)
-    files = sorted(test_dir.glob("*.wav"))
-    scores, waves = compare_systems(vocoder, files, out / "audio", seed=seed)
-    plot_spectrograms({name: w[0] for name, w in waves.items()}, vocoder, out / "spectrograms.png")
-    table = format_table(scores)
+    report_dir = out / "report"
+    report = evaluate([str(run_dir)], test_dir, report_dir, steps=(6, 50), gl_iters=(32,), seed=seed, device=device,
+                      labels=["DiffWave tiny"],
+                      command=f"wavediff demo --out {out} --minutes {minutes:g}")
+    write_report(report, report_dir)
+    first = report.utterances[0]
+    names = {"recording": "Recording"} | {s.spec.slug: s.spec.name for s in report.systems}
+    waves = {names[slug]: load_audio(report_dir / rel, report.meta["sample_rate"]) for slug, rel in first.audio.items()}
+    plot_spectrograms(waves, Vocoder.from_checkpoint(run_dir, device="cpu"), out / "spectrograms.png")
+    table = markdown_table(report)
     header = (f"wavediff demo: tiny preset, {result.final_step} training steps ({minutes:g} min budget), "
-              f"{len(files)} held-out synthetic utterances")
-    note = ("Lower is better. A few CPU minutes are a tiny fraction of the paper's training (1M steps on 8 GPUs): "
-            "expect DiffWave to trail Griffin-Lim here; train longer with --minutes, or on real speech with "
-            "`wavediff train`.")
+              f"{len(report.utterances)} held-out synthetic utterances")
+    note = ("Mean ± 95% confidence interval over utterances. A few CPU minutes are a tiny fraction of the paper's "
+            "training (1M steps on 8 GPUs): expect DiffWave to trail Griffin-Lim here; train longer with --minutes, "
+            "or on real speech with `wavediff train`. Listen: " + str(report_dir / "index.html"))
     table = table + "\n\n" + note
     (out / "results.md").write_text(header + "\n\n" + table + "\n")
-    (out / "results.json").write_text(json.dumps({"steps": result.final_step, "minutes": minutes,
-                                                  "scores": [s.__dict__ for s in scores]}, indent=2))
-    log.info("wrote %s, %s and %s", out / "audio", out / "spectrograms.png", out / "results.md")
+    log.info("wrote %s, %s and %s", report_dir, out / "spectrograms.png", out / "results.md")
     return header + "\n\n" + table

@@ -131,7 +131,7 @@ def _checkpoint_names(paths: Sequence[str]) -> list[str]:
 
 
 def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps: Sequence[int],
-                  gl_iters: Sequence[int]) -> list[SystemSpec]:
+                  gl_iters: Sequence[int], labels: Sequence[str] | None = None) -> list[SystemSpec]:
     """Griffin-Lim baselines first (per distinct front-end), then each checkpoint × step count."""
     systems: list[SystemSpec] = []
     frontends: list[tuple[int, str]] = []
@@ -145,7 +145,7 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
             name = f"Griffin-Lim, {n_iter} it{suffix}"
             systems.append(SystemSpec(name, _slug(f"griffin-lim-{n_iter}{suffix}"), "griffin-lim", i,
                                       gl_iters=n_iter))
-    for i, (ckpt, name) in enumerate(zip(checkpoints, _checkpoint_names(checkpoints))):
+    for i, (ckpt, name) in enumerate(zip(checkpoints, labels or _checkpoint_names(checkpoints))):
         for s in steps:
             systems.append(SystemSpec(f"{name}, {s} steps", _slug(f"{name}-{s}steps"), "diffwave", i, steps=s,
                                       checkpoint=str(ckpt)))
@@ -187,16 +187,20 @@ def _spectrogram_png(audio: np.ndarray, frontend: MelFrontend, path: Path, top_d
 
 def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, steps: Sequence[int] = (6, 50),
              gl_iters: Sequence[int] = (32, 100), seed: int = 0, limit: int | None = None, device: str = "auto",
-             command: str | None = None, progress: Callable | None = None) -> EvaluationReport:
+             command: str | None = None, labels: Sequence[str] | None = None,
+             progress: Callable | None = None) -> EvaluationReport:
     """Run every system on every utterance of ``data``; write audio, spectrograms and ``results.json``.
 
-    ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
+    ``labels`` name the checkpoints in tables (default: their run folders' names, made
+    unique). ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
     Markdown table, plots and listening page are written by :func:`wavediff.evaluation.report.write_report`.
     """
     if not checkpoints:
         raise WavediffError("give at least one --checkpoint")
     if any(s < 1 for s in steps) or any(n < 1 for n in gl_iters):
         raise WavediffError(f"--steps {list(steps)} and --gl-iters {list(gl_iters)} must be >= 1")
+    if labels is not None and (len(labels) != len(checkpoints) or len(set(labels)) != len(labels)):
+        raise WavediffError(f"labels {list(labels)} must be {len(checkpoints)} distinct names, one per checkpoint")
     if limit is not None and limit < 1:
         raise WavediffError(f"--limit={limit} must be >= 1")
     vocoders = [Vocoder.from_checkpoint(c, device=device) for c in checkpoints]
@@ -214,10 +218,10 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
     entries = read_entries(data)[:limit]
     if not entries:
         raise WavediffError(f"no audio in {str(data)!r}")
-    systems = build_systems(checkpoints, vocoders, steps, gl_iters)
+    names = list(labels) if labels else _checkpoint_names(checkpoints)
+    systems = build_systems(checkpoints, vocoders, steps, gl_iters, names)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = _checkpoint_names(checkpoints)
     time_spent = {s.slug: 0.0 for s in systems}
     utterances: list[UtteranceResult] = []
     total_seconds = 0.0
@@ -229,7 +233,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         while uid in ids:
             uid += "_"
         ids.add(uid)
-        if audio_info(entry.path)[0] != sample_rate:
+        if audio_info(entry.path)[1] != sample_rate:
             resampled += 1
         audio = load_audio(entry.path, sample_rate, resample=True)
         duration = audio.shape[0] / sample_rate
