@@ -39,6 +39,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return rev + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def _run(cmd: list[str]) -> None:
     log.info("$ %s", " ".join(cmd))
     subprocess.run(cmd, check=True)
@@ -82,7 +93,8 @@ def main() -> None:
         for system in results["systems"]:
             rows.append((split, system))
     step = _trained_steps(run_dir)
-    header = (f"quality benchmark, {dt.date.today().isoformat()}, {_cpu_name()}, {args.threads} threads; recipe: "
+    header = (f"quality benchmark, {dt.date.today().isoformat()}, code {_git_revision()}, {_cpu_name()}, "
+              f"{args.threads} threads; recipe: "
               f"{RECIPE['preset']} preset, {' '.join(RECIPE['overrides'])}, {args.minutes:g} min wall-clock "
               f"budget ({step} steps)")
     lines = [header, "", "| test set | system | " + " | ".join(METRICS) + " | RTF |",

@@ -118,6 +118,7 @@ def plot_metrics_vs_steps(report: EvaluationReport, path: str | Path) -> Path:
         ax.set_xscale("log")
         all_steps = sorted({s.spec.steps for s in report.systems if s.spec.steps})
         if all_steps:
+            ax.set_xlim(all_steps[0] / 1.3, all_steps[-1] * 1.3)
             ax.set_xticks(all_steps)
             ax.set_xticklabels([str(s) for s in all_steps])
             ax.minorticks_off()
