@@ -23,8 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from wavediff.evaluation.report import ARROW
+from wavediff.evaluation.runner import METRICS
+
 RECIPE = {"preset": "tiny", "overrides": ["train.seed=0"], "split": "train"}
-METRICS = ("log_mel_l1", "mr_stft", "mcd", "pesq_wb", "stoi", "f0_rmse_cents", "vuv_f1")
 
 log = logging.getLogger("quality")
 
@@ -66,13 +68,15 @@ def main() -> None:
     parser.add_argument("--gl-iters", type=int, nargs="+", default=[32], help="Griffin-Lim iterations")
     parser.add_argument("--limit", type=int, default=None, help="only the first N utterances of each test set")
     parser.add_argument("--eval-only", action="store_true", help="skip training; evaluate OUT/run")
+    parser.add_argument("--report-only", action="store_true",
+                        help="skip training and evaluation; rebuild OUT/quality.md from OUT/eval_*")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data, out = Path(args.data), Path(args.out)
     run_dir = out / "run"
     py = [sys.executable, "-m", "wavediff"]
     t0 = time.time()
-    if not args.eval_only:
+    if not (args.eval_only or args.report_only):
         cmd = [*py, "train", "--config", RECIPE["preset"], "--data", str(data / f"{RECIPE['split']}.tsv"),
                "--out", str(run_dir), "--max-minutes", str(args.minutes), "--threads", str(args.threads),
                "--no-progress"]
@@ -83,12 +87,14 @@ def main() -> None:
     rows = []
     for split in ("test_seen", "test_unseen"):
         report = out / f"eval_{split}"
-        cmd = [*py, "evaluate", "--checkpoint", str(run_dir), "--data", str(data / f"{split}.tsv"),
+        cmd = [*py, "evaluate", "--checkpoint", str(run_dir), "--label", f"DiffWave {RECIPE['preset']}",
+               "--data", str(data / f"{split}.tsv"),
                "--steps", *map(str, args.steps), "--gl-iters", *map(str, args.gl_iters), "--out", str(report),
                "--threads", str(args.threads)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
-        _run(cmd)
+        if not args.report_only:
+            _run(cmd)
         results = json.loads((report / "results.json").read_text())
         for system in results["systems"]:
             rows.append((split, system))
@@ -97,15 +103,19 @@ def main() -> None:
               f"{args.threads} threads; recipe: "
               f"{RECIPE['preset']} preset, {' '.join(RECIPE['overrides'])}, {args.minutes:g} min wall-clock "
               f"budget ({step} steps)")
-    lines = [header, "", "| test set | system | " + " | ".join(METRICS) + " | RTF |",
+    lines = [header, "", "| test set | system | " + " | ".join(f"{m.label} {ARROW[m.better]}" for m in METRICS)
+             + " | RTF |",
              "| --- | --- | " + " | ".join("---:" for _ in METRICS) + " | ---: |"]
     for split, system in rows:
         cells = []
         for m in METRICS:
-            s = system["metrics"].get(m)
-            cells.append("n/a" if s is None or s["mean"] is None else f"{s['mean']:.3f} ± {s['ci95']:.3f}")
+            s = system["metrics"].get(m.key)
+            if s is None or s["mean"] is None:
+                cells.append("n/a")
+            else:
+                cells.append(f"{s['mean']:.3f}" + ("" if s["ci95"] is None else f" ± {s['ci95']:.3f}"))
         lines.append(f"| {split} | {system['name']} | " + " | ".join(cells) + f" | {system['rtf']:.3f} |")
-    if not args.eval_only:
+    if not (args.eval_only or args.report_only):
         lines.append("")
         lines.append(f"training wall-clock including start-up: {train_minutes:.1f} min")
     table = "\n".join(lines)

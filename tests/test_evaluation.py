@@ -185,11 +185,11 @@ def test_page_check_notices_a_missing_file(report_dir, tmp_path):
 def test_cli_evaluate_and_curves(setup, tmp_path):
     root, data, run_a, _ = setup
     out = tmp_path / "cli_report"
-    proc = subprocess.run([sys.executable, "-m", "wavediff", "evaluate", "--checkpoint", str(run_a), "--data",
-                           str(data), "--steps", "6", "--gl-iters", "--limit", "1", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "wavediff", "evaluate", "--checkpoint", str(run_a), "--label", "mine",
+                           "--data", str(data), "--steps", "6", "--gl-iters", "--limit", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
-    assert "| run_a, 6 steps |" in proc.stdout and "Griffin-Lim" not in proc.stdout
+    assert "| mine, 6 steps |" in proc.stdout and "Griffin-Lim" not in proc.stdout
     assert json.loads((out / "results.json").read_text())["meta"]["utterances"] == 1
     proc = subprocess.run([sys.executable, "-m", "wavediff", "curves", "--run", str(run_a), "--out",
                            str(tmp_path / "c.png")], capture_output=True, text=True, timeout=120)

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "write tables, plots and a listening page")
     p.add_argument("--checkpoint", required=True, action="append", metavar="RUN_OR_CHECKPOINT",
                    help="run folder (latest checkpoint) or checkpoint folder; repeat to compare several")
+    p.add_argument("--label", action="append", default=None,
+                   help="name of each checkpoint in the tables, in --checkpoint order (default: run folder names)")
     p.add_argument("--data", required=True, help="folder of audio or manifest of the test set")
     p.add_argument("--out", required=True, help="report folder (results.json/.md, index.html, audio, plots)")
     p.add_argument("--steps", type=int, nargs="+", default=[6, 50], help="sampling steps to evaluate (default 6 50)")
@@ -166,7 +168,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     command = "wavediff " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     report = evaluate(args.checkpoint, args.data, args.out, steps=args.steps, gl_iters=args.gl_iters, seed=args.seed,
-                      limit=args.limit, device=args.device, command=command,
+                      limit=args.limit, device=args.device, command=command, labels=args.label,
                       progress=lambda items: tqdm(items, desc="evaluate", unit="utt"))
     written = write_report(report, args.out)
     print(markdown_table(report))

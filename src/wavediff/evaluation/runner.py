@@ -293,7 +293,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         "machine": _cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "checkpoints": [_checkpoint_meta(c, v, n) for c, v, n in zip(checkpoints, vocoders, names)],
-        "confidence_interval": "95%, Student t over utterances: t(0.975, n-1) * sd / sqrt(n)",
+        "confidence_interval": "95% Student-t confidence interval over utterances, t(0.975, n-1) * sd / sqrt(n)",
     }
     report = EvaluationReport(meta, results, utterances)
     (out / "results.json").write_text(report.to_json())
