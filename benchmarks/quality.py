@@ -17,28 +17,18 @@ import argparse
 import datetime as dt
 import json
 import logging
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from wavediff.devices import cpu_name
 from wavediff.evaluation.report import ARROW
 from wavediff.evaluation.runner import METRICS
 
 RECIPE = {"preset": "tiny", "overrides": ["train.seed=0"], "split": "train"}
 
 log = logging.getLogger("quality")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _git_revision() -> str:
@@ -99,7 +89,7 @@ def main() -> None:
         for system in results["systems"]:
             rows.append((split, system))
     step = _trained_steps(run_dir)
-    header = (f"quality benchmark, {dt.date.today().isoformat()}, code {_git_revision()}, {_cpu_name()}, "
+    header = (f"quality benchmark, {dt.date.today().isoformat()}, code {_git_revision()}, {cpu_name()}, "
               f"{args.threads} threads; recipe: "
               f"{RECIPE['preset']} preset, {' '.join(RECIPE['overrides'])}, {args.minutes:g} min wall-clock "
               f"budget ({step} steps)")

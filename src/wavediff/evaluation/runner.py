@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import platform
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from wavediff.audio.griffinlim import griffin_lim_from_mel
 from wavediff.audio.io import audio_info, load_audio, save_audio
 from wavediff.audio.mel import MelFrontend
 from wavediff.data.manifest import read_entries
+from wavediff.devices import cpu_name
 from wavediff.errors import WavediffError
 from wavediff.evaluation.stats import Summary, summarise
 from wavediff.metrics.spectral import log_mel_l1, multi_resolution_stft_distance
@@ -150,16 +150,6 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
             systems.append(SystemSpec(f"{name}, {s} steps", _slug(f"{name}-{s}steps"), "diffwave", i, steps=s,
                                       checkpoint=str(ckpt)))
     return systems
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _checkpoint_meta(path: str, vocoder: Vocoder, name: str) -> dict:
@@ -290,7 +280,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         "resampled_recordings": resampled,
         "seed": seed,
         "device": str(vocoders[0].device),
-        "machine": _cpu_name(),
+        "machine": cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "checkpoints": [_checkpoint_meta(c, v, n) for c, v, n in zip(checkpoints, vocoders, names)],
         "confidence_interval": "95% Student-t confidence interval over utterances, t(0.975, n-1) * sd / sqrt(n)",

@@ -59,14 +59,23 @@ def _pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.n
 # ---------------------------------------------------------------- PESQ and STOI
 def pesq_wb(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
     """Wide-band PESQ (MOS-LQO) of ``estimate`` against ``reference``; NaN when PESQ finds no speech."""
-    pesq = _require("pesq", "pesq")
     ref, est = _pair(reference, estimate)
+    return _pesq_at_16k(_to_16k(ref, sample_rate), _to_16k(est, sample_rate))
+
+
+def _to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    if sample_rate == PESQ_SAMPLE_RATE:
+        return audio
+    return resample_audio(audio.astype(np.float32), sample_rate, PESQ_SAMPLE_RATE).astype(np.float64)
+
+
+def _pesq_at_16k(ref: np.ndarray, est: np.ndarray) -> float:
+    pesq = _require("pesq", "pesq")
+    n = min(ref.shape[0], est.shape[0])
+    ref, est = ref[:n], est[:n]
     if not np.any(ref) or not np.any(est):
         log.warning("PESQ cannot score a silent signal; scored as NaN")
         return float("nan")
-    if sample_rate != PESQ_SAMPLE_RATE:
-        ref = resample_audio(ref.astype(np.float32), sample_rate, PESQ_SAMPLE_RATE).astype(np.float64)
-        est = resample_audio(est.astype(np.float32), sample_rate, PESQ_SAMPLE_RATE).astype(np.float64)
     try:
         return float(pesq.pesq(PESQ_SAMPLE_RATE, ref, est, "wb"))
     except Exception as exc:  # the pesq package raises its own error types (no utterance, too short)
@@ -227,6 +236,7 @@ class SpeechScorer:
     def __post_init__(self) -> None:
         self.reference = np.asarray(self.reference, dtype=np.float64).reshape(-1)
         self._ref_f0 = f0_track(self.reference, self.sample_rate)
+        self._ref_16k = _to_16k(self.reference, self.sample_rate)
         self._ref_mcep = None if self.use_dtw else mel_cepstrum(self.reference, self.sample_rate)[:, 1:]
 
     def score(self, estimate: np.ndarray) -> dict[str, float]:
@@ -242,7 +252,7 @@ class SpeechScorer:
         est_f0 = f0_track(est, self.sample_rate)
         return {
             "mcd": mcd,
-            "pesq_wb": pesq_wb(self.reference, est, self.sample_rate),
+            "pesq_wb": _pesq_at_16k(self._ref_16k, _to_16k(est, self.sample_rate)),
             "stoi": stoi(self.reference, est, self.sample_rate),
             "f0_rmse_cents": f0_rmse_cents(self._ref_f0, est_f0),
             "vuv_f1": vuv_f1(self._ref_f0, est_f0),
