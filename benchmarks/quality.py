@@ -89,7 +89,8 @@ def main() -> None:
         for system in results["systems"]:
             rows.append((split, system))
     step = _trained_steps(run_dir)
-    header = (f"quality benchmark, {dt.date.today().isoformat()}, code {_git_revision()} (when this table was written), {cpu_name()}, "
+    header = (f"quality benchmark, {dt.date.today().isoformat()}, code {_git_revision()} (when this table was "
+              f"written), {cpu_name()}, "
               f"{args.threads} threads; recipe: "
               f"{RECIPE['preset']} preset, {' '.join(RECIPE['overrides'])}, {args.minutes:g} min wall-clock "
               f"budget ({step} steps)")
