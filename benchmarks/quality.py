@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from wavediff.devices import cpu_name
+from wavediff.evaluation.plots import read_training_curves
 from wavediff.evaluation.report import ARROW
 from wavediff.evaluation.runner import METRICS
 
@@ -115,15 +116,8 @@ def main() -> None:
 
 
 def _trained_steps(run_dir: Path) -> int:
-    metrics = run_dir / "metrics.jsonl"
-    step = 0
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            try:
-                step = max(step, int(json.loads(line).get("step", 0)))
-            except (ValueError, json.JSONDecodeError):
-                continue
-    return step
+    losses = read_training_curves(run_dir)["loss"]
+    return int(losses[:, 0].max()) if losses.shape[0] else 0
 
 
 if __name__ == "__main__":

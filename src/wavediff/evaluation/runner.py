@@ -161,16 +161,20 @@ def _checkpoint_meta(path: str, vocoder: Vocoder, name: str) -> dict:
             "parameters": sum(p.numel() for p in vocoder.model.parameters())}
 
 
-def _spectrogram_png(audio: np.ndarray, frontend: MelFrontend, path: Path, top_db: float) -> None:
-    """Log-mel image in dB (low bands at the bottom), colour range [top_db - 80, top_db]."""
+def _log_mel_db(audio: np.ndarray, frontend: MelFrontend) -> np.ndarray:
+    """Log-mel magnitudes in dB ``(n_mels, F)`` of ``(L,)`` audio (floor -100 dB)."""
+    with torch.no_grad():
+        mel = frontend.mel_magnitude(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).unsqueeze(0))[0]
+    return 20 * mel.clamp(min=1e-5).log10().numpy()
+
+
+def _save_spectrogram_png(db: np.ndarray, path: Path, top_db: float) -> None:
+    """Image of ``db`` (low bands at the bottom), colour range [top_db - 80, top_db]."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with torch.no_grad():
-        mel = frontend.mel_magnitude(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).unsqueeze(0))[0]
-    db = 20 * mel.clamp(min=1e-5).log10().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     plt.imsave(path, db, cmap="magma", origin="lower", vmin=top_db - 80, vmax=top_db)
 
@@ -230,13 +234,13 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         total_seconds += duration
         utt = UtteranceResult(uid, str(entry.path), duration)
         view = vocoders[0].frontend
-        with torch.no_grad():
-            top_db = float(20 * view.mel_magnitude(torch.from_numpy(audio).unsqueeze(0)).clamp(min=1e-5).log10().max())
+        recording_db = _log_mel_db(audio, view)
+        top_db = float(recording_db.max())
         rel = Path("audio") / "recording" / f"{uid}.wav"
         save_audio(out / rel, audio, sample_rate)
         utt.audio["recording"] = rel.as_posix()
         rel_png = Path("spectrograms") / "recording" / f"{uid}.png"
-        _spectrogram_png(audio, view, out / rel_png, top_db)
+        _save_spectrogram_png(recording_db, out / rel_png, top_db)
         utt.spectrogram["recording"] = rel_png.as_posix()
         scorer = SpeechScorer(audio, sample_rate)
         mels: dict[int, torch.Tensor] = {}
@@ -263,7 +267,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
             save_audio(out / rel, wav, sample_rate)
             utt.audio[spec.slug] = rel.as_posix()
             rel_png = Path("spectrograms") / spec.slug / f"{uid}.png"
-            _spectrogram_png(wav, view, out / rel_png, top_db)
+            _save_spectrogram_png(_log_mel_db(wav, view), out / rel_png, top_db)
             utt.spectrogram[spec.slug] = rel_png.as_posix()
         utterances.append(utt)
     if resampled:

@@ -172,6 +172,11 @@ def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, sample_
 
         _, path = librosa.sequence.dtw(X=a.T, Y=b.T, metric="euclidean")
         a, b = a[path[:, 0]], b[path[:, 1]]
+    return _mcd_of_frames(a, b)
+
+
+def _mcd_of_frames(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean MCD in dB of paired cepstra ``(frames, order)`` without c0."""
     return float(MCD_CONSTANT * np.mean(np.sqrt(np.sum((a - b) ** 2, axis=-1))))
 
 
@@ -248,7 +253,7 @@ class SpeechScorer:
             mcd = mel_cepstral_distortion(self.reference, est, self.sample_rate, use_dtw=True)
         else:
             b = mel_cepstrum(est, self.sample_rate)[:, 1:]
-            mcd = float(MCD_CONSTANT * np.mean(np.sqrt(np.sum((self._ref_mcep - b) ** 2, axis=-1))))
+            mcd = _mcd_of_frames(self._ref_mcep, b)
         est_f0 = f0_track(est, self.sample_rate)
         return {
             "mcd": mcd,
