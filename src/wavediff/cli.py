@@ -23,6 +23,31 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _add_inference(p: argparse.ArgumentParser, default_precision: str) -> None:
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=default_precision,
+                   help=f"inference precision; auto = bf16 where the hardware has it (AVX512-BF16/AMX CPU, "
+                        f"CUDA), else fp32; fp32 is the reference (default {default_precision})")
+    p.add_argument("--weights", choices=["float", "int8"], default="float",
+                   help="int8: round the residual stack's weights to per-channel int8 (default float)")
+    p.add_argument("--chunk-seconds", default="auto",
+                   help="window of chunked inference in seconds, 'none' for one pass, or 'auto': one pass "
+                        "unless it needs more than --max-memory-gb, then 10 s windows (default auto)")
+    p.add_argument("--max-memory-gb", type=float, default=4.0,
+                   help="memory a one-pass batch may take before 'auto' chunks it (default 4)")
+
+
+def _chunk_seconds(raw: str) -> float | None | str:
+    if raw in ("auto", "none"):
+        return None if raw == "none" else "auto"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise WavediffError(f"--chunk-seconds={raw!r} is not allowed; give seconds > 0, 'auto' or 'none'") from None
+    if not value > 0:
+        raise WavediffError(f"--chunk-seconds={raw!r} must be > 0 (or 'auto', 'none')")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wavediff", description="DiffWave diffusion vocoder: train, vocode, demo")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="utterances vocoded together")
     p.add_argument("--resample", action="store_true",
                    help="resample audio inputs at another rate than the checkpoint's (default: refuse them)")
+    _add_inference(p, default_precision="auto")
     _add_common(p)
 
     p = sub.add_parser("mel", help="compute mels (.npy with a .json front-end description)")
@@ -75,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gl-iters", type=int, nargs="*", default=[32, 100],
                    help="Griffin-Lim iteration counts (default 32 100; none to skip)")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+                   help="inference precision of the checkpoints (default fp32, the reference)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i)")
     p.add_argument("--screenshot", action="store_true",
                    help="open the page in headless Chromium, check every player and image, save screenshot.png")
@@ -150,7 +178,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_vocode(args: argparse.Namespace) -> int:
     from wavediff.pipelines import Vocoder, vocode_files
 
-    vocoder = Vocoder.from_checkpoint(args.checkpoint, device=args.device)
+    vocoder = Vocoder.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
+                                      weights=args.weights, chunk_seconds=_chunk_seconds(args.chunk_seconds),
+                                      max_memory_gb=args.max_memory_gb)
+    log.info("vocoding on %s in %s (%s weights)", vocoder.device, vocoder.precision, vocoder.weights)
     schedule = _parse_schedule(args.schedule)
     written = vocode_files(vocoder, args.input, args.out, steps=args.steps, schedule=schedule, seed=args.seed,
                            batch_size=args.batch_size, resample=args.resample)
@@ -168,6 +199,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     command = "wavediff " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     report = evaluate(args.checkpoint, args.data, args.out, steps=args.steps, gl_iters=args.gl_iters, seed=args.seed,
+                      precision=args.precision,
                       limit=args.limit, device=args.device, command=command, labels=args.label,
                       progress=lambda items: tqdm(items, desc="evaluate", unit="utt"))
     written = write_report(report, args.out)

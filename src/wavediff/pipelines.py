@@ -9,7 +9,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -18,9 +18,10 @@ from wavediff.audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
 from wavediff.audio.mel import MelFrontend, mel_config_from_preset
 from wavediff.config import MelConfig, RunConfig
 from wavediff.devices import pick_device
-from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import SamplingSchedule, align_schedule, linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
+from wavediff.inference import InferenceEngine
+from wavediff.inference.planning import AUTO_CHUNK_SECONDS, DEFAULT_MAX_MEMORY_GB, one_pass_bytes, resolve_precision
 from wavediff.models.diffwave import DiffWave, build_model
 from wavediff.training.checkpoint import check_state_matches, load_config_file, load_weights, resolve_checkpoint
 
@@ -32,7 +33,9 @@ MEL_SIDECAR_KEY = "wavediff_mel_frontend"
 class Vocoder:
     """A trained mel-conditioned DiffWave with its own mel front-end."""
 
-    def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str = "cpu") -> None:
+    def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str = "cpu", *,
+                 precision: str = "fp32", weights: str = "float", chunk_seconds: float | None | str = "auto",
+                 max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> None:
         if config.model.conditioning != "mel":
             raise WavediffError(
                 f"this checkpoint is not a vocoder (model.conditioning={config.model.conditioning!r})"
@@ -43,9 +46,20 @@ class Vocoder:
         self.frontend = MelFrontend(config.mel, device=self.device)
         self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
                                         config.diffusion.beta_end)
+        self.precision = resolve_precision(precision, self.device)
+        if isinstance(chunk_seconds, str) and chunk_seconds != "auto":
+            raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None or 'auto'")
+        if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
+            raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'auto')")
+        if not max_memory_gb > 0:
+            raise WavediffError(f"max_memory_gb={max_memory_gb} must be > 0")
+        self.chunk_seconds = chunk_seconds
+        self.max_memory_gb = max_memory_gb
+        self.weights = weights
+        self._engines: dict[int | None, InferenceEngine] = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Vocoder":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", **options: Any) -> "Vocoder":
         """Load the EMA weights and config of a checkpoint folder or of a run folder's latest."""
         ckpt = resolve_checkpoint(path)
         config = load_config_file(ckpt)
@@ -54,7 +68,7 @@ class Vocoder:
         check_state_matches(model, weights, f"checkpoint {str(ckpt)!r}")
         model.load_state_dict(weights)
         log.info("loaded %s (%s preset, T=%d)", ckpt, config.preset, config.diffusion.num_steps)
-        return cls(model, config, pick_device(device))
+        return cls(model, config, pick_device(device), **options)
 
     @property
     def sample_rate(self) -> int:
@@ -100,30 +114,58 @@ class Vocoder:
                 + (" (values in [0, 1] look like a dB-normalised diffwave mel)" if lo >= 0 and hi <= 1 else "")
             )
 
+    def chunk_samples(self, total_samples: int) -> int | None:
+        """The engine window for a batch of ``total_samples``: ``None`` (one pass, conditioner
+        cached for all steps) unless ``chunk_seconds`` is set, or is ``'auto'`` and one pass
+        would need more than ``max_memory_gb``."""
+        if self.chunk_seconds is None:
+            return None
+        if self.chunk_seconds == "auto":
+            need = one_pass_bytes(total_samples, self.config, self.precision)
+            if need <= self.max_memory_gb * 2 ** 30:
+                return None
+            return int(AUTO_CHUNK_SECONDS * self.sample_rate)
+        return max(1, int(round(float(self.chunk_seconds) * self.sample_rate)))
+
+    def engine(self, total_samples: int) -> InferenceEngine:
+        """The inference engine for a batch of ``total_samples`` (built once per window size)."""
+        chunk = self.chunk_samples(total_samples)
+        if chunk not in self._engines:
+            self._engines[chunk] = InferenceEngine(self.model, precision=self.precision, weights=self.weights,
+                                                   device=self.device, chunk_samples=chunk)
+        return self._engines[chunk]
+
     @torch.inference_mode()
-    def vocode(self, mel: torch.Tensor | np.ndarray, steps: int = 6, *, schedule: Sequence[float] | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """Mel ``(n_mels, F)`` or ``(B, n_mels, F)`` -> waveform ``(F * hop,)`` or ``(B, F * hop)``.
+    def vocode(self, mel: torch.Tensor | np.ndarray | Sequence[torch.Tensor], steps: int = 6, *,
+               schedule: Sequence[float] | None = None,
+               generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """Mel ``(n_mels, F)`` -> ``(F * hop,)``; ``(B, n_mels, F)`` -> ``(B, F * hop)``; a list of
+        ``(n_mels, F_i)`` mels of different lengths -> a list of ``(F_i * hop,)`` waveforms.
 
         ``steps=6`` uses the paper's fast schedule, ``steps=T`` the full chain (Algorithm 2).
-        Output is clipped to [-1, 1].
+        ``generator``: one, or one per utterance (then each output does not depend on what
+        it is batched with). Runs on :class:`~wavediff.inference.InferenceEngine`; output is
+        clipped to [-1, 1].
         """
-        if isinstance(mel, np.ndarray):
-            mel = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
-        squeeze = mel.dim() == 2
-        mel = mel.unsqueeze(0) if squeeze else mel
-        self.check_mel(mel)
-        mel = mel.to(self.device, torch.float32)
+        as_list = isinstance(mel, (list, tuple))
+        if as_list:
+            mels = [torch.as_tensor(np.asarray(m, dtype=np.float32)) if isinstance(m, np.ndarray) else m for m in mel]
+            for i, m in enumerate(mels):
+                self.check_mel(m.unsqueeze(0), f"mel {i}")
+        else:
+            if isinstance(mel, np.ndarray):
+                mel = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+            squeeze = mel.dim() == 2
+            mel = mel.unsqueeze(0) if squeeze else mel
+            self.check_mel(mel)
+            mels = list(mel)
         chain = self.chain(steps, schedule)
-        cond = self.model.condition(mel=mel)  # upsampled once, reused by every step
-
-        def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.model(x, t, cond=cond)
-
-        audio = sample(denoiser, (mel.shape[0], mel.shape[-1] * self.hop_length), chain,
-                       generator=generator, device=self.device)
-        audio = audio.clamp(-1.0, 1.0).cpu()
-        return audio[0] if squeeze else audio
+        total = sum(m.shape[-1] for m in mels) * self.hop_length
+        out = self.engine(total).vocode(mels, chain, generator)
+        out = [a.clamp_(-1.0, 1.0) for a in out]
+        if as_list:
+            return out
+        return out[0] if squeeze else torch.stack(out)
 
     def vocode_audio(self, audio: torch.Tensor | np.ndarray, steps: int = 6, *,
                      generator: torch.Generator | None = None) -> torch.Tensor:
@@ -190,9 +232,11 @@ def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | 
                  resample: bool = False) -> list[Path]:
     """Vocode audio files (via their mel) and ``.npy`` mels to ``out_dir/<name>.wav``.
 
-    Files are batched ``batch_size`` at a time, grouped by length: mels in a batch are
-    padded at the end with their last frame and the outputs trimmed back. Audio at
-    another sample rate than the checkpoint's is refused unless ``resample`` is true.
+    Files are batched ``batch_size`` at a time, grouped by length; each keeps its own
+    length (the engine's padding rows mask the others). The noise of the k-th input (in
+    the order given) comes from its own generator seeded ``seed + k``, so a file's output
+    does not depend on the batch size. Audio at another sample rate than the checkpoint's
+    is refused unless ``resample`` is true.
     """
     if batch_size < 1:
         raise WavediffError(f"--batch-size={batch_size} must be >= 1")
@@ -209,19 +253,16 @@ def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | 
             items.append((f, vocoder.mel(audio), audio.shape[0]))
     order = sorted(range(len(items)), key=lambda i: items[i][1].shape[-1])
     written: list[Path] = []
-    generator = torch.Generator().manual_seed(seed)
     from tqdm import tqdm
 
     batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="vocode", unit="batch", disable=len(batches) < 2):
-        frames = max(items[i][1].shape[-1] for i in batch)
-        mels = torch.stack([torch.nn.functional.pad(items[i][1], (0, frames - items[i][1].shape[-1]),
-                                                    mode="replicate") for i in batch])
-        audio = vocoder.vocode(mels, steps, schedule=schedule, generator=generator)
+        generators = [torch.Generator().manual_seed(seed + i) for i in batch]
+        audio = vocoder.vocode([items[i][1] for i in batch], steps, schedule=schedule, generator=generators)
         for row, i in enumerate(batch):
             path, _, length = items[i]
             target = out / f"{path.stem}.wav"
-            save_audio(target, audio[row, :length].numpy(), vocoder.sample_rate)
+            save_audio(target, audio[row][:length].numpy(), vocoder.sample_rate)
             written.append(target)
     return written
 

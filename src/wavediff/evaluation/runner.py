@@ -182,7 +182,7 @@ def _save_spectrogram_png(db: np.ndarray, path: Path, top_db: float) -> None:
 def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, steps: Sequence[int] = (6, 50),
              gl_iters: Sequence[int] = (32, 100), seed: int = 0, limit: int | None = None, device: str = "auto",
              command: str | None = None, labels: Sequence[str] | None = None,
-             progress: Callable | None = None) -> EvaluationReport:
+             progress: Callable | None = None, precision: str = "fp32") -> EvaluationReport:
     """Run every system on every utterance of ``data``; write audio, spectrograms and ``results.json``.
 
     ``labels`` name the checkpoints in tables (default: their run folders' names, made
@@ -197,7 +197,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         raise WavediffError(f"labels {list(labels)} must be {len(checkpoints)} distinct names, one per checkpoint")
     if limit is not None and limit < 1:
         raise WavediffError(f"--limit={limit} must be >= 1")
-    vocoders = [Vocoder.from_checkpoint(c, device=device) for c in checkpoints]
+    vocoders = [Vocoder.from_checkpoint(c, device=device, precision=precision) for c in checkpoints]
     rates = {v.sample_rate for v in vocoders}
     if len(rates) > 1:
         raise WavediffError(
@@ -284,6 +284,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         "resampled_recordings": resampled,
         "seed": seed,
         "device": str(vocoders[0].device),
+        "precision": vocoders[0].precision,
         "machine": cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "checkpoints": [_checkpoint_meta(c, v, n) for c, v, n in zip(checkpoints, vocoders, names)],

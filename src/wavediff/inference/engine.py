@@ -1,0 +1,316 @@
+"""The DiffWave inference engine: the reverse chain run on folded weights.
+
+Apart from the training module (:mod:`wavediff.models.diffwave`), and equal to it: for
+the same noise, fp32 output matches ``sample(model, ...)`` to float rounding.
+
+Layout. Activations are *time-major* ``(rows, channels)``; a batch of utterances of any
+lengths is laid end to end with ``G = max dilation`` padding rows before, between and
+after them::
+
+    rows: [G pad | utterance 0 | G pad | utterance 1 | ... | G pad]
+
+Before each layer the padding rows of the residual stream are set to the value that
+makes the conv see zeros there (see :mod:`wavediff.inference.folding`), so every
+utterance is computed exactly as if it were alone: the padding is the batch's mask.
+
+Per utterance, once: the mel is upsampled and, in one-pass mode, every layer's
+conditioner projection ``(rows, 2C)`` is computed and kept for all steps. Per chain,
+once: every step's per-layer biases. Per step and layer: one dilated conv (oneDNN,
+channels-last, with the conditioner added in the same call), one in-place sigmoid, one
+addcmul and two in-place GEMMs, over tiles of ``tile_rows`` rows so temporaries stay
+small and in cache.
+
+Chunking (``chunk_samples``): inside each step the rows are processed in windows of
+``chunk_samples`` plus the network's reach (``halo``: (kernel-1)/2 * sum of dilations)
+on each side; only the window's centre is kept, which equals the one-pass output. The
+conditioner is then recomputed per window and step, so memory stays bounded by the
+window whatever the length (the noise state and output, 8 bytes a sample, remain).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from wavediff.diffusion.schedule import SamplingSchedule
+from wavediff.errors import WavediffError
+from wavediff.inference.folding import COMPUTE_DTYPES, FoldedDiffWave
+from wavediff.models.diffwave import DiffWave
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = tuple(COMPUTE_DTYPES)
+MEL_MARGIN_FRAMES = 4   # frames either side that make a window's upsampled mel exact
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Utterance ``index`` occupies rows ``[start, start + length)`` of the layout."""
+
+    index: int
+    start: int
+    length: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.length
+
+
+class _Layer:
+    """One folded layer's tensors on the engine's device and dtype."""
+
+    def __init__(self, folded, dtype: torch.dtype, device: torch.device) -> None:
+        self.dilation = folded.dilation
+        # channels-last weights let oneDNN keep the activations channels-last and fuse the add
+        self.conv_weight = folded.conv_weight.to(device, dtype).contiguous(memory_format=torch.channels_last)
+        self.cond_weight = folded.cond_weight.to(device, dtype)
+        self.residual_weight = folded.residual_weight.to(device, dtype)
+        self.skip_weight = folded.skip_weight.to(device, dtype)
+
+
+def _as_conv_input(rows: torch.Tensor) -> torch.Tensor:
+    """``(n, C)`` contiguous rows -> ``(1, C, 1, n)`` channels-last view (no copy)."""
+    return rows.t().unsqueeze(0).unsqueeze(2)
+
+
+class InferenceEngine:
+    """Vocode mel spectrograms with a mel-conditioned :class:`DiffWave`.
+
+    Args:
+        model: the trained denoiser (its weights are copied and folded; the module is
+            left as it is).
+        precision: ``"fp32"`` (the reference) or ``"bf16"`` (GEMMs, convs and
+            activations in bfloat16; the diffusion state and its update stay fp32).
+        weights: ``"float"`` or ``"int8"`` (per-channel int8 rounding of the stack's
+            matrices; see :class:`~wavediff.inference.folding.FoldedDiffWave`).
+        device: where to run; oneDNN fused kernels are used on CPU.
+        chunk_samples: ``None`` for one pass over the whole batch with the conditioner
+            cached for all steps; otherwise the window size of chunked inference.
+        tile_rows: rows per tile inside a layer.
+    """
+
+    def __init__(self, model: DiffWave, *, precision: str = "fp32", weights: str = "float",
+                 device: torch.device | str = "cpu", chunk_samples: int | None = None,
+                 tile_rows: int = 16384) -> None:
+        if precision not in COMPUTE_DTYPES:
+            raise WavediffError(f"precision={precision!r} is not allowed; choose one of {list(PRECISIONS)}")
+        if chunk_samples is not None and chunk_samples < 1:
+            raise WavediffError(f"chunk_samples={chunk_samples} must be >= 1 (or None for one pass)")
+        if tile_rows < 1:
+            raise WavediffError(f"tile_rows={tile_rows} must be >= 1")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.dtype = COMPUTE_DTYPES[precision]
+        self.chunk_samples = chunk_samples
+        self.tile_rows = tile_rows
+        self.folded = FoldedDiffWave(model.cpu().eval() if self.device.type == "cpu" else model, weights)
+        self.upsampler = model.upsampler
+        self.hop_length = model.hop_length
+        self.channels = self.folded.channels
+        self.pad_rows = self.folded.max_dilation
+        self.halo = self.folded.halo
+        dev, dt = self.device, self.dtype
+        self.layers = [_Layer(layer, dt, dev) for layer in self.folded.layers]
+        self.skip_weight = self.folded.skip_weight.to(dev, dt)
+        self.skip_bias = self.folded.skip_bias.to(dev, dt)
+        self.out_weight = self.folded.out_weight.to(dev, dt)
+        self.out_bias = self.folded.out_bias.to(dev, torch.float32)
+        self.in_weight = self.folded.in_weight.to(dev, torch.float32)
+        self.in_bias = self.folded.in_bias.to(dev, torch.float32)
+        self.use_onednn = self.device.type == "cpu" and torch.backends.mkldnn.is_available()
+
+    # ------------------------------------------------------------------ layout
+    def _layout(self, lengths: Sequence[int]) -> tuple[list[_Segment], int]:
+        segments, row = [], self.pad_rows
+        for i, n in enumerate(lengths):
+            segments.append(_Segment(i, row, n))
+            row += n + self.pad_rows
+        return segments, row
+
+    def _windows(self, total: int) -> list[tuple[int, int, int, int]]:
+        """``(w0, w1, c0, c1)``: window rows and the centre rows it is exact on."""
+        if self.chunk_samples is None or self.chunk_samples >= total:
+            return [(0, total, 0, total)]
+        out = []
+        for c0 in range(0, total, self.chunk_samples):
+            c1 = min(total, c0 + self.chunk_samples)
+            out.append((max(0, c0 - self.halo), min(total, c1 + self.halo), c0, c1))
+        return out
+
+    # ------------------------------------------------------------------ conditioner
+    def _upsampled_mel(self, mels: Sequence[torch.Tensor], segments: list[_Segment],
+                       w0: int, w1: int) -> torch.Tensor:
+        """Upsampled mel for layout rows ``[w0, w1)``: ``(w1 - w0, n_mels)`` compute dtype,
+        zero on padding rows. Each utterance is upsampled over the frames the window needs
+        plus a margin, which gives the same samples as upsampling it whole."""
+        assert self.upsampler is not None
+        n_mels = self.folded.n_mels
+        out = torch.zeros(w1 - w0, n_mels, device=self.device, dtype=self.dtype)
+        hop = self.hop_length
+        for seg in segments:
+            a, b = max(w0, seg.start), min(w1, seg.stop)
+            if a >= b:
+                continue
+            mel = mels[seg.index]
+            frames = mel.shape[-1]
+            f0 = max(0, (a - seg.start) // hop - MEL_MARGIN_FRAMES)
+            f1 = min(frames, -(-(b - seg.start) // hop) + MEL_MARGIN_FRAMES)
+            up = self.upsampler(mel[:, f0:f1].unsqueeze(0).to(self.device, torch.float32))[0]  # (M, (f1-f0) hop)
+            lo = a - seg.start - f0 * hop
+            out[a - w0:b - w0] = up[:, lo:lo + (b - a)].t().to(self.dtype)
+        return out
+
+    def _project_conditioner(self, mel_up: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's conditioner projection ``(rows, 2C)`` of an upsampled mel."""
+        return [torch.mm(mel_up, layer.cond_weight) for layer in self.layers]
+
+    # ------------------------------------------------------------------ network
+    def _conv(self, layer: _Layer, x_rows: torch.Tensor, bias: torch.Tensor, cond: torch.Tensor | None,
+              mel_up: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+        """``conv(x_rows) + bias + conditioner`` for the centre rows of ``x_rows (n + 2d, C)``.
+
+        ``cond (n, 2C)`` is a cached projection; otherwise it is projected from
+        ``mel_up (n, n_mels)`` into ``out``. Returns ``(n, 2C)``."""
+        d = layer.dilation
+        n = x_rows.shape[0] - 2 * d
+        xv = _as_conv_input(x_rows)
+        if self.use_onednn:
+            if cond is not None:
+                y = torch.ops.mkldnn._convolution_pointwise.binary(
+                    xv, _as_conv_input(cond), layer.conv_weight, bias, [0, 0], [1, 1], [1, d], 1,
+                    "add", 1.0, None, [], None)
+                return y.permute(0, 2, 3, 1).reshape(n, -1)
+            y_rows = torch.mm(mel_up, layer.cond_weight, out=out[:n])
+            torch.ops.mkldnn._convolution_pointwise_.binary(
+                _as_conv_input(y_rows), xv, layer.conv_weight, bias, [0, 0], [1, 1], [1, d], 1,
+                "add", 1.0, None, [], None)
+            return y_rows
+        y = F.conv2d(xv, layer.conv_weight, bias, dilation=(1, d)).permute(0, 2, 3, 1).reshape(n, -1)
+        if cond is not None:
+            return y.add_(cond)
+        return y.addmm_(mel_up, layer.cond_weight)
+
+    def _denoise_window(self, x: torch.Tensor, eps: torch.Tensor, window: tuple[int, int, int, int],
+                        segments: list[_Segment], bias: torch.Tensor, fill: torch.Tensor,
+                        cond_cache: list[torch.Tensor] | None, mel_up: torch.Tensor | None) -> None:
+        """eps_theta on layout rows: reads ``x (total,)`` over the window, writes ``eps`` on
+        its centre. ``bias (layers, 2C)`` and ``fill (layers, C)`` are this step's."""
+        w0, w1, c0, c1 = window
+        rows = w1 - w0
+        C, dt, dev = self.channels, self.dtype, self.device
+        tile = self.tile_rows
+        pads = self._pad_ranges(segments, w0, w1)
+        cur = torch.empty(rows, C, device=dev, dtype=dt)
+        nxt = torch.empty(rows, C, device=dev, dtype=dt)
+        skip = torch.zeros(rows, C, device=dev, dtype=dt)
+        gate = torch.empty(min(tile, rows), C, device=dev, dtype=dt)
+        ybuf = torch.empty(min(tile, rows), 2 * C, device=dev, dtype=dt) if cond_cache is None else None
+        for t0 in range(0, rows, tile):
+            t1 = min(rows, t0 + tile)
+            h = torch.addmm(self.in_bias, x[w0 + t0:w0 + t1].unsqueeze(1), self.in_weight)
+            cur[t0:t1] = h.relu_()
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            for p0, p1 in pads:
+                cur[p0:p1] = fill[index]
+            d = layer.dilation
+            lo, hi = d, rows - d
+            if index < last:   # rows the conv cannot reach keep their value (never read by the centre)
+                nxt[:lo] = cur[:lo]
+                nxt[hi:] = cur[hi:]
+            for t0 in range(lo, hi, tile):
+                t1 = min(hi, t0 + tile)
+                n = t1 - t0
+                cond = None if cond_cache is None else cond_cache[index][w0 + t0:w0 + t1]
+                up = None if mel_up is None else mel_up[t0:t1]
+                y = self._conv(layer, cur[t0 - d:t1 + d], bias[index], cond, up, ybuf)
+                y.sigmoid_()
+                g = torch.addcmul(y[:, :C], y[:, :C], y[:, C:], value=-2.0, out=gate[:n])
+                if index < last:
+                    torch.addmm(cur[t0:t1], g, layer.residual_weight, out=nxt[t0:t1])
+                skip[t0:t1].addmm_(g, layer.skip_weight)
+            cur, nxt = nxt, cur
+        for t0 in range(c0 - w0, c1 - w0, tile):
+            t1 = min(c1 - w0, t0 + tile)
+            h = torch.addmm(self.skip_bias, skip[t0:t1], self.skip_weight).relu_()
+            eps[w0 + t0:w0 + t1] = torch.addmm(self.out_bias.to(dt), h, self.out_weight)[:, 0].float()
+
+    def _pad_ranges(self, segments: list[_Segment], w0: int, w1: int) -> list[tuple[int, int]]:
+        """Padding rows of the layout inside window ``[w0, w1)``, window-relative."""
+        edges, prev = [], 0
+        for seg in segments:
+            edges.append((prev, seg.start))
+            prev = seg.stop
+        edges.append((prev, w1 if not segments else segments[-1].stop + self.pad_rows))
+        out = []
+        for a, b in edges:
+            a, b = max(a, w0), min(b, w1)
+            if a < b:
+                out.append((a - w0, b - w0))
+        return out
+
+    # ------------------------------------------------------------------ sampling
+    @torch.inference_mode()
+    def vocode(self, mels: Sequence[torch.Tensor], chain: SamplingSchedule,
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+               x_start: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Run the reverse chain for each mel; returns ``[(F_i * hop,) fp32 audio]`` (not clipped).
+
+        Args:
+            mels: ``(n_mels, F_i)`` each; lengths may differ.
+            chain: the sampling schedule (see :mod:`wavediff.diffusion.schedule`).
+            generator: one generator, drawn in utterance order (x_S of every utterance,
+                then each step's noise utterance by utterance), or one generator per
+                utterance, which makes each output independent of its batch. A single
+                utterance with one generator draws exactly as :func:`~wavediff.diffusion.samplers.sample`.
+            x_start: optional ``(L_i,)`` starting noise per utterance.
+        """
+        if len(mels) == 0:
+            return []
+        n_mels = self.folded.n_mels
+        for i, mel in enumerate(mels):
+            if mel.dim() != 2 or mel.shape[0] != n_mels or mel.shape[1] < 1:
+                raise WavediffError(f"mel {i} has shape {tuple(mel.shape)}; expected ({n_mels}, frames >= 1)")
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != len(mels):
+                raise WavediffError(f"got {len(generator)} generators for {len(mels)} mels; give one or one each")
+            gens: list[torch.Generator | None] = list(generator)
+        else:
+            gens = [generator] * len(mels)
+        mels = [m.to(torch.float32) for m in mels]
+        lengths = [m.shape[-1] * self.hop_length for m in mels]
+        segments, total = self._layout(lengths)
+        x = torch.zeros(total, dtype=torch.float32, device=self.device)
+        for seg in segments:
+            if x_start is not None:
+                start = x_start[seg.index].to(torch.float32).reshape(-1)
+                if start.numel() != seg.length:
+                    raise WavediffError(f"x_start {seg.index} has {start.numel()} samples, expected {seg.length}")
+            else:
+                start = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0]
+            x[seg.start:seg.stop] = start.to(self.device)
+        biases, fills = self.folded.step_constants(chain.steps)
+        biases, fills = biases.to(self.device, self.dtype), fills.to(self.device, self.dtype)
+        windows = self._windows(total)
+        cond_cache = None
+        if len(windows) == 1:
+            cond_cache = self._project_conditioner(self._upsampled_mel(mels, segments, 0, total))
+        eps = torch.zeros(total, dtype=torch.float32, device=self.device)
+        etas, gbars, sigmas = chain.etas.tolist(), chain.alphas_cumprod.tolist(), chain.sigmas.tolist()
+        for s in range(chain.num_steps - 1, -1, -1):
+            for window in windows:
+                mel_up = None if cond_cache is not None else self._upsampled_mel(mels, segments, window[0], window[1])
+                self._denoise_window(x, eps, window, segments, biases[s], fills[s], cond_cache, mel_up)
+            c1 = etas[s] / math.sqrt(1.0 - gbars[s])
+            c2 = 1.0 / math.sqrt(1.0 - etas[s])
+            for seg in segments:
+                xs = x[seg.start:seg.stop]
+                xs.sub_(eps[seg.start:seg.stop], alpha=c1).mul_(c2)
+                if s > 0:
+                    z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0]
+                    xs.add_(z.to(self.device), alpha=sigmas[s])
+        return [x[seg.start:seg.stop].cpu().clone() for seg in segments]

@@ -1,0 +1,54 @@
+"""Choices the engine's callers make: precision for a device, one pass or chunks."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from wavediff.config import RunConfig
+from wavediff.errors import WavediffError
+
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
+DEFAULT_MAX_MEMORY_GB = 4.0
+AUTO_CHUNK_SECONDS = 10.0
+BYTES = {"fp32": 4, "bf16": 2}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``"auto"`` -> ``"bf16"`` where the hardware has it (CUDA with bf16, or a CPU with
+    AVX512-BF16/AMX), else ``"fp32"``; ``"fp32"`` and ``"bf16"`` are returned as given."""
+    if precision not in PRECISION_CHOICES:
+        raise WavediffError(f"precision={precision!r} is not allowed; choose one of {list(PRECISION_CHOICES)}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
+def one_pass_bytes(total_samples: int, config: RunConfig, precision: str) -> int:
+    """Memory of a one-pass run over ``total_samples`` rows: the cached conditioner of
+    every layer (``layers x 2C``), the residual streams and skip sum (``3C``), the
+    upsampled mel, and the fp32 noise state and prediction."""
+    m = config.model
+    per_row = (len(m.dilations) * 2 * m.residual_channels + 3 * m.residual_channels + config.mel.n_mels)
+    return total_samples * (per_row * BYTES[precision] + 8)
