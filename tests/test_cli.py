@@ -71,6 +71,21 @@ def test_vocode_audio_and_mel_inputs(trained_run):
     assert sf.info(out / "c2.wav").frames == np.load(mels / "c2.npy").shape[-1] * 256
 
 
+def test_vocode_precisions_and_chunks_give_the_same_audio(trained_run):
+    root, data, run = trained_run
+    inputs = [str(data / "c0.wav"), str(data / "c1.wav")]
+    outs = {}
+    for name, flags in {"fp32": ["--precision", "fp32", "--chunk-seconds", "none"],
+                        "chunked": ["--precision", "fp32", "--chunk-seconds", "0.1"],
+                        "bf16": ["--precision", "bf16"]}.items():
+        proc = wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / name), *flags)
+        assert proc.returncode == 0, proc.stderr
+        assert f"in {name if name == 'bf16' else 'fp32'}" in proc.stderr
+        outs[name] = sf.read(root / name / "c1.wav")[0]
+    assert np.abs(outs["fp32"] - outs["chunked"]).max() < 1e-4
+    assert 0 < np.abs(outs["fp32"] - outs["bf16"]).max() < 0.1
+
+
 def test_config_shows_the_parameter_count():
     proc = wavediff("config", "base")
     assert proc.returncode == 0, proc.stderr
@@ -106,6 +121,8 @@ def test_bad_inputs_end_in_one_line(trained_run, tmp_path):
     np.save(tmp_path / "wrong.npy", np.random.rand(64, 10).astype(np.float32))
     assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "wrong.npy"),
                                    "--out", str(tmp_path)), "(64, 10)", "80")
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
+                                   "--out", str(tmp_path), "--chunk-seconds", "0"), "--chunk-seconds='0'", "auto")
     assert_one_line_error(wavediff("vocode", "--checkpoint", str(tmp_path / "norun"), "--input",
                                    str(data / "c0.wav"), "--out", str(tmp_path)), "checkpoint not found")
     assert_one_line_error(wavediff("train", "--config", "tiny", "--data", str(tmp_path / "nodata"),

@@ -141,7 +141,7 @@ def test_engine_refuses_what_it_cannot_run():
     with pytest.raises(WavediffError, match=r"conditioning='class'.*\['mel'\]"):
         InferenceEngine(model)
     _, vocoder_model = _random_model()
-    with pytest.raises(WavediffError, match=r"precision='fp16'.*\['fp32', 'bf16'\]"):
+    with pytest.raises(WavediffError, match=r"precision='fp16'.*\['fp32', 'bf16', 'int8'\]"):
         InferenceEngine(vocoder_model, precision="fp16")
     with pytest.raises(WavediffError, match="chunk_samples=0"):
         InferenceEngine(vocoder_model, chunk_samples=0)
@@ -205,5 +205,28 @@ def test_chunked_peak_memory_does_not_grow_with_length():
     one_pass = _peak_growth(long, "none") - _peak_growth(short, "none")
     chunked = _peak_growth(long, "8192") - _peak_growth(short, "8192")
     # one pass holds ~1 kB a sample (conditioner of every layer); chunks hold the state only
-    assert one_pass > 150e6
-    assert chunked < 40e6, f"chunked peak grew by {chunked / 1e6:.0f} MB for 8x the audio"
+    assert one_pass > 150e6, f"one pass grew by only {one_pass / 1e6:.0f} MB (chunked: {chunked / 1e6:.0f} MB)"
+    assert chunked < 40e6, f"chunked peak grew by {chunked / 1e6:.0f} MB for 8x the audio (one pass {one_pass / 1e6:.0f})"
+
+
+def test_int8_activations_round_to_the_nearest_level():
+    from wavediff.inference.engine import INT8_ZERO_POINT, _quantize_rows
+
+    rows = torch.tensor([[-2.0, -0.51, 0.0], [0.26, 1.0, 2.0]], dtype=torch.bfloat16)
+    q, scale = _quantize_rows(rows)
+    assert q.dtype == torch.uint8 and scale == pytest.approx(2.0 / 127)
+    expected = torch.round(rows.float() / scale) + INT8_ZERO_POINT
+    assert torch.equal(q.float(), expected)
+    assert int(q.min()) == INT8_ZERO_POINT - 127 and int(q.max()) == INT8_ZERO_POINT + 127
+
+
+@pytest.mark.skipif(not __import__("wavediff.inference.engine", fromlist=["x"]).int8_available(),
+                    reason="this torch has no oneDNN quantized conv")
+def test_int8_convs_stay_close_to_fp32(small):
+    cfg, model, mel = small
+    chain = _chain(cfg)
+    ref = InferenceEngine(model).vocode([mel], chain, torch.Generator().manual_seed(1))[0]
+    out = InferenceEngine(model, precision="int8").vocode([mel], chain, torch.Generator().manual_seed(1))[0]
+    bf16 = InferenceEngine(model, precision="bf16").vocode([mel], chain, torch.Generator().manual_seed(1))[0]
+    rel = float((out - ref).norm() / ref.norm())
+    assert float((bf16 - ref).norm() / ref.norm()) < rel < 0.05   # int8 is coarser than bf16, still close

@@ -24,8 +24,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_inference(p: argparse.ArgumentParser, default_precision: str) -> None:
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=default_precision,
-                   help=f"inference precision; auto = bf16 where the hardware has it (AVX512-BF16/AMX CPU, "
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=default_precision,
+                   help=f"inference precision; int8 = dilated convs in int8, the rest bf16 (x86 CPU); "
+                        f"auto = bf16 where the hardware has it (AVX512-BF16/AMX CPU, "
                         f"CUDA), else fp32; fp32 is the reference (default {default_precision})")
     p.add_argument("--weights", choices=["float", "int8"], default="float",
                    help="int8: round the residual stack's weights to per-channel int8 (default float)")
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gl-iters", type=int, nargs="*", default=[32, 100],
                    help="Griffin-Lim iteration counts (default 32 100; none to skip)")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32",
                    help="inference precision of the checkpoints (default fp32, the reference)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i)")
     p.add_argument("--screenshot", action="store_true",

@@ -28,8 +28,10 @@ window whatever the length (the noise state and output, 8 bytes a sample, remain
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -38,13 +40,33 @@ import torch.nn.functional as F
 
 from wavediff.diffusion.schedule import SamplingSchedule
 from wavediff.errors import WavediffError
-from wavediff.inference.folding import COMPUTE_DTYPES, FoldedDiffWave
+from wavediff.inference.folding import COMPUTE_DTYPES, FoldedDiffWave, quantize_int8
+from wavediff.inference.workspace import Workspace
 from wavediff.models.diffwave import DiffWave
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = tuple(COMPUTE_DTYPES)
 MEL_MARGIN_FRAMES = 4   # frames either side that make a window's upsampled mel exact
+CPU_TILE_ROWS = 16384
+INT8_ZERO_POINT = 128   # activations as uint8 around 128, scale = max |x| / 127 per tile
+
+
+def int8_available() -> bool:
+    """oneDNN's quantized conv is in this build of torch (x86 CPUs)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qconv2d_pointwise")
+
+
+def _quantize_rows(rows: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``(n, C)`` rows -> uint8 ``(n, C)`` around 128 and the per-tensor scale."""
+    lo, hi = torch.aminmax(rows)
+    scale = max(-float(lo), float(hi), 1e-12) / 127.0
+    with warnings.catch_warnings():   # quantized dtypes are deprecated in torch, the oneDNN kernel is not
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.quantize_per_tensor(rows.float(), scale, INT8_ZERO_POINT, torch.quint8)
+    # the quantized tensor's bytes, viewed as plain uint8 (int_repr() would copy them)
+    raw = torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), 0, q.shape, q.stride())
+    return raw, scale
 
 
 @dataclass(frozen=True)
@@ -61,10 +83,18 @@ class _Segment:
 
 
 class _Layer:
-    """One folded layer's tensors on the engine's device and dtype."""
+    """One folded layer's tensors on the engine's device and dtype (and, for int8, its
+    conv weights quantized per output channel and packed for oneDNN)."""
 
-    def __init__(self, folded, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(self, folded, dtype: torch.dtype, device: torch.device, int8: bool = False) -> None:
         self.dilation = folded.dilation
+        self.packed = None
+        if int8:
+            q, scale = quantize_int8(folded.conv_weight)
+            self.weight_scale = scale.flatten().to(torch.float32)
+            self.weight_zero = torch.zeros(q.shape[0], dtype=torch.int64)
+            self.packed = torch.ops.onednn.qconv_prepack(q, self.weight_scale, 1.0, INT8_ZERO_POINT, [1, 1],
+                                                         [0, 0], [1, folded.dilation], 1, None)
         # channels-last weights let oneDNN keep the activations channels-last and fuse the add
         self.conv_weight = folded.conv_weight.to(device, dtype).contiguous(memory_format=torch.channels_last)
         self.cond_weight = folded.cond_weight.to(device, dtype)
@@ -83,38 +113,49 @@ class InferenceEngine:
     Args:
         model: the trained denoiser (its weights are copied and folded; the module is
             left as it is).
-        precision: ``"fp32"`` (the reference) or ``"bf16"`` (GEMMs, convs and
-            activations in bfloat16; the diffusion state and its update stay fp32).
+        precision: ``"fp32"`` (the reference); ``"bf16"`` (GEMMs, convs and activations in
+            bfloat16; the diffusion state and its update stay fp32); ``"int8"`` (as bf16, but
+            each dilated conv runs in int8 on oneDNN: weights per output channel, the input
+            quantized per tile with scale max|x|/127; x86 CPUs only).
         weights: ``"float"`` or ``"int8"`` (per-channel int8 rounding of the stack's
             matrices; see :class:`~wavediff.inference.folding.FoldedDiffWave`).
         device: where to run; oneDNN fused kernels are used on CPU.
         chunk_samples: ``None`` for one pass over the whole batch with the conditioner
             cached for all steps; otherwise the window size of chunked inference.
-        tile_rows: rows per tile inside a layer.
+        tile_rows: rows per tile inside a layer (default 16384 on CPU, the whole window on GPU).
+        cuda_graphs: on CUDA, record one network pass as a CUDA graph and replay it per step
+            (one-pass mode).
     """
 
     def __init__(self, model: DiffWave, *, precision: str = "fp32", weights: str = "float",
                  device: torch.device | str = "cpu", chunk_samples: int | None = None,
-                 tile_rows: int = 16384) -> None:
+                 tile_rows: int | None = None, cuda_graphs: bool = True) -> None:
         if precision not in COMPUTE_DTYPES:
             raise WavediffError(f"precision={precision!r} is not allowed; choose one of {list(PRECISIONS)}")
         if chunk_samples is not None and chunk_samples < 1:
             raise WavediffError(f"chunk_samples={chunk_samples} must be >= 1 (or None for one pass)")
-        if tile_rows < 1:
+        if tile_rows is not None and tile_rows < 1:
             raise WavediffError(f"tile_rows={tile_rows} must be >= 1")
         self.device = torch.device(device)
         self.precision = precision
         self.dtype = COMPUTE_DTYPES[precision]
         self.chunk_samples = chunk_samples
-        self.tile_rows = tile_rows
-        self.folded = FoldedDiffWave(model.cpu().eval() if self.device.type == "cpu" else model, weights)
-        self.upsampler = model.upsampler
+        # CPU: tiles keep temporaries in cache; GPU: one launch per op over the whole window
+        self.tile_rows = tile_rows or (CPU_TILE_ROWS if self.device.type == "cpu" else 1 << 40)
+        source = copy.deepcopy(model).float().cpu().eval()   # folded on the CPU in float64; model untouched
+        self.folded = FoldedDiffWave(source, weights)
+        self.upsampler = source.upsampler.to(self.device) if source.upsampler is not None else None
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.hop_length = model.hop_length
         self.channels = self.folded.channels
         self.pad_rows = self.folded.max_dilation
         self.halo = self.folded.halo
         dev, dt = self.device, self.dtype
-        self.layers = [_Layer(layer, dt, dev) for layer in self.folded.layers]
+        self.int8 = precision == "int8"
+        if self.int8 and not (self.device.type == "cpu" and int8_available()):
+            raise WavediffError(f"precision='int8' needs oneDNN's quantized conv on a CPU; this is {self.device} "
+                                f"with torch {torch.__version__}; use 'bf16' or 'fp32'")
+        self.layers = [_Layer(layer, dt, dev, self.int8) for layer in self.folded.layers]
         self.skip_weight = self.folded.skip_weight.to(dev, dt)
         self.skip_bias = self.folded.skip_bias.to(dev, dt)
         self.out_weight = self.folded.out_weight.to(dev, dt)
@@ -122,6 +163,7 @@ class InferenceEngine:
         self.in_weight = self.folded.in_weight.to(dev, torch.float32)
         self.in_bias = self.folded.in_bias.to(dev, torch.float32)
         self.use_onednn = self.device.type == "cpu" and torch.backends.mkldnn.is_available()
+        self.workspace = Workspace(self.device)
 
     # ------------------------------------------------------------------ layout
     def _layout(self, lengths: Sequence[int]) -> tuple[list[_Segment], int]:
@@ -149,7 +191,7 @@ class InferenceEngine:
         plus a margin, which gives the same samples as upsampling it whole."""
         assert self.upsampler is not None
         n_mels = self.folded.n_mels
-        out = torch.zeros(w1 - w0, n_mels, device=self.device, dtype=self.dtype)
+        out = self.workspace.get("mel_up", (w1 - w0, n_mels), self.dtype, zero=True)
         hop = self.hop_length
         for seg in segments:
             a, b = max(w0, seg.start), min(w1, seg.stop)
@@ -164,9 +206,15 @@ class InferenceEngine:
             out[a - w0:b - w0] = up[:, lo:lo + (b - a)].t().to(self.dtype)
         return out
 
-    def _project_conditioner(self, mel_up: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's conditioner projection ``(rows, 2C)`` of an upsampled mel."""
-        return [torch.mm(mel_up, layer.cond_weight) for layer in self.layers]
+    def _project_conditioner(self, mel_up: torch.Tensor) -> torch.Tensor:
+        """Every layer's conditioner projection ``(layers, rows, 2C)`` of an upsampled mel."""
+        rows = mel_up.shape[0]
+        cache = self.workspace.get("cond", (len(self.layers), rows, 2 * self.channels), self.dtype)
+        for t0 in range(0, rows, self.tile_rows):
+            t1 = min(rows, t0 + self.tile_rows)
+            for index, layer in enumerate(self.layers):
+                torch.mm(mel_up[t0:t1], layer.cond_weight, out=cache[index, t0:t1])
+        return cache
 
     # ------------------------------------------------------------------ network
     def _conv(self, layer: _Layer, x_rows: torch.Tensor, bias: torch.Tensor, cond: torch.Tensor | None,
@@ -177,6 +225,18 @@ class InferenceEngine:
         ``mel_up (n, n_mels)`` into ``out``. Returns ``(n, 2C)``."""
         d = layer.dilation
         n = x_rows.shape[0] - 2 * d
+        if layer.packed is not None:
+            y_rows = out[:n]
+            if cond is not None:
+                y_rows.copy_(cond)
+            else:
+                torch.mm(mel_up, layer.cond_weight, out=y_rows)
+            q, scale = _quantize_rows(x_rows)
+            torch.ops.onednn.qconv2d_pointwise.binary(
+                _as_conv_input(q), scale, INT8_ZERO_POINT, layer.packed, layer.weight_scale, layer.weight_zero,
+                _as_conv_input(y_rows), bias, [1, 1], [0, 0], [1, d], 1, 1.0, 0, self.dtype, 1.0, 0,
+                "sum", 1.0, "none", [], "")
+            return y_rows
         xv = _as_conv_input(x_rows)
         if self.use_onednn:
             if cond is not None:
@@ -196,7 +256,7 @@ class InferenceEngine:
 
     def _denoise_window(self, x: torch.Tensor, eps: torch.Tensor, window: tuple[int, int, int, int],
                         segments: list[_Segment], bias: torch.Tensor, fill: torch.Tensor,
-                        cond_cache: list[torch.Tensor] | None, mel_up: torch.Tensor | None) -> None:
+                        cond_cache: torch.Tensor | None, mel_up: torch.Tensor | None) -> None:
         """eps_theta on layout rows: reads ``x (total,)`` over the window, writes ``eps`` on
         its centre. ``bias (layers, 2C)`` and ``fill (layers, C)`` are this step's."""
         w0, w1, c0, c1 = window
@@ -204,11 +264,12 @@ class InferenceEngine:
         C, dt, dev = self.channels, self.dtype, self.device
         tile = self.tile_rows
         pads = self._pad_ranges(segments, w0, w1)
-        cur = torch.empty(rows, C, device=dev, dtype=dt)
-        nxt = torch.empty(rows, C, device=dev, dtype=dt)
-        skip = torch.zeros(rows, C, device=dev, dtype=dt)
-        gate = torch.empty(min(tile, rows), C, device=dev, dtype=dt)
-        ybuf = torch.empty(min(tile, rows), 2 * C, device=dev, dtype=dt) if cond_cache is None else None
+        ws = self.workspace
+        cur = ws.get("residual_a", (rows, C), dt)
+        nxt = ws.get("residual_b", (rows, C), dt)
+        skip = ws.get("skip", (rows, C), dt, zero=True)
+        gate = ws.get("gate", (min(tile, rows), C), dt)
+        ybuf = ws.get("conv_out", (min(tile, rows), 2 * C), dt) if cond_cache is None or self.int8 else None
         for t0 in range(0, rows, tile):
             t1 = min(rows, t0 + tile)
             h = torch.addmm(self.in_bias, x[w0 + t0:w0 + t1].unsqueeze(1), self.in_weight)
@@ -253,6 +314,24 @@ class InferenceEngine:
                 out.append((a - w0, b - w0))
         return out
 
+    def _capture_step(self, x: torch.Tensor, eps: torch.Tensor, window: tuple[int, int, int, int],
+                      segments: list[_Segment], biases: torch.Tensor, fills: torch.Tensor,
+                      cond_cache: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        """Record one network pass as a CUDA graph (batch-1 latency is otherwise kernel launches).
+
+        The graph reads ``x`` and writes ``eps`` in place; each step copies its constants into
+        the returned ``(bias, fill)`` buffers and replays it."""
+        step_bias, step_fill = biases[0].clone(), fills[0].clone()
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):   # warm-up outside the graph: workspace and kernels chosen
+            self._denoise_window(x, eps, window, segments, step_bias, step_fill, cond_cache, None)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._denoise_window(x, eps, window, segments, step_bias, step_fill, cond_cache, None)
+        return graph, step_bias, step_fill
+
     # ------------------------------------------------------------------ sampling
     @torch.inference_mode()
     def vocode(self, mels: Sequence[torch.Tensor], chain: SamplingSchedule,
@@ -284,7 +363,7 @@ class InferenceEngine:
         mels = [m.to(torch.float32) for m in mels]
         lengths = [m.shape[-1] * self.hop_length for m in mels]
         segments, total = self._layout(lengths)
-        x = torch.zeros(total, dtype=torch.float32, device=self.device)
+        x = self.workspace.get("state", (total,), torch.float32, zero=True)
         for seg in segments:
             if x_start is not None:
                 start = x_start[seg.index].to(torch.float32).reshape(-1)
@@ -299,12 +378,21 @@ class InferenceEngine:
         cond_cache = None
         if len(windows) == 1:
             cond_cache = self._project_conditioner(self._upsampled_mel(mels, segments, 0, total))
-        eps = torch.zeros(total, dtype=torch.float32, device=self.device)
+        eps = self.workspace.get("eps", (total,), torch.float32, zero=True)
         etas, gbars, sigmas = chain.etas.tolist(), chain.alphas_cumprod.tolist(), chain.sigmas.tolist()
+        graph = None
+        if self.cuda_graphs and cond_cache is not None:
+            graph, step_bias, step_fill = self._capture_step(x, eps, windows[0], segments, biases, fills, cond_cache)
         for s in range(chain.num_steps - 1, -1, -1):
-            for window in windows:
-                mel_up = None if cond_cache is not None else self._upsampled_mel(mels, segments, window[0], window[1])
-                self._denoise_window(x, eps, window, segments, biases[s], fills[s], cond_cache, mel_up)
+            if graph is not None:
+                step_bias.copy_(biases[s])
+                step_fill.copy_(fills[s])
+                graph.replay()
+            else:
+                for window in windows:
+                    mel_up = (None if cond_cache is not None
+                              else self._upsampled_mel(mels, segments, window[0], window[1]))
+                    self._denoise_window(x, eps, window, segments, biases[s], fills[s], cond_cache, mel_up)
             c1 = etas[s] / math.sqrt(1.0 - gbars[s])
             c2 = 1.0 / math.sqrt(1.0 - etas[s])
             for seg in segments:

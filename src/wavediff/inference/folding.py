@@ -31,7 +31,8 @@ import torch
 from wavediff.errors import WavediffError
 from wavediff.models.diffwave import DiffWave
 
-COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# int8: the dilated convs run in int8 (oneDNN, VNNI); everything else in bf16.
+COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}
 WEIGHT_FORMATS = ("float", "int8")
 
 

@@ -9,10 +9,10 @@ import torch
 from wavediff.config import RunConfig
 from wavediff.errors import WavediffError
 
-PRECISION_CHOICES = ("auto", "fp32", "bf16")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 DEFAULT_MAX_MEMORY_GB = 4.0
 AUTO_CHUNK_SECONDS = 10.0
-BYTES = {"fp32": 4, "bf16": 2}
+BYTES = {"fp32": 4, "bf16": 2, "int8": 2}
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,230 @@
+"""Inference speed: the straightforward loop against each optimisation, on this machine.
+
+Every variant runs in its own process (so its peak memory is its own) on the same mel
+and noise seed; the real-time factor (RTF = wall time / audio time) is the median of
+``--repeats`` timed calls after one warm-up call at the same length
+(``--warmup 0`` for very long audio; the CLI variants then time a cold start each run). The script first
+measures the GEMM peak of this CPU (a 2048^3 matrix product, the same thread count) in
+fp32, bf16 and int8, and reports each variant's achieved GFLOP/s (the network's useful
+work: every layer at every step, the conditioner projections once) as a share of the
+peak of the precision its convolutions run in.
+
+Variants:
+    reference         Algorithm 2 calling the training module as training does (the mel
+                      upsampled and projected again at every step), fp32
+    reference-cond    the same with the upsampled mel computed once (wavediff <= issue 3)
+    reference-compile the previous, the model under torch.compile (compile time excluded)
+    engine-fp32       the inference engine (wavediff.inference), fp32, one pass
+    engine-bf16       ... bf16
+    engine-int8       ... dilated convs in int8, the rest bf16
+    engine-bf16-int8w ... bf16 with weights rounded to int8
+    engine-bf16-chunk ... bf16, chunked in --chunk-seconds windows (bounded memory)
+    engine-int8-chunk ... int8, chunked
+    cli-bf16, cli-int8, cli-int8-chunk
+                      `wavediff vocode` on a wav of that length in a fresh process: start-up,
+                      loading, mel, synthesis and writing included
+
+    python benchmarks/speed.py --seconds 5 --threads 2 --repeats 5
+    python benchmarks/speed.py --seconds 20 --variants cli-bf16 cli-int8 --repeats 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DEFAULT_VARIANTS = ["reference", "reference-cond", "engine-fp32", "engine-bf16", "engine-int8",
+                    "engine-bf16-int8w", "engine-bf16-chunk", "engine-int8-chunk"]
+CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-compile": "fp32",
+                  "engine-fp32": "fp32", "engine-bf16": "bf16", "engine-int8": "int8", "engine-bf16-int8w": "bf16",
+                  "engine-bf16-chunk": "bf16", "engine-int8-chunk": "int8", "cli-bf16": "bf16",
+                  "cli-int8": "int8", "cli-int8-chunk": "int8"}
+
+
+def gemm_peaks(threads: int) -> dict[str, float]:
+    """GFLOP/s of a 2048^3 product in fp32, bf16 and int8 (median of 5)."""
+    torch.set_num_threads(threads)
+    n = 2048
+    out = {}
+    for name, make, mm in [
+        ("fp32", lambda: torch.randn(n, n), torch.mm),
+        ("bf16", lambda: torch.randn(n, n).to(torch.bfloat16), torch.mm),
+        ("int8", lambda: torch.randint(-100, 100, (n, n), dtype=torch.int8), torch._int_mm),
+    ]:
+        a, b = make(), make()
+        mm(a, b)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            mm(a, b)
+            times.append(time.perf_counter() - t0)
+        out[name] = 2 * n ** 3 / statistics.median(times) / 1e9
+    return out
+
+
+def network_gflop(config, samples: int, steps: int) -> float:
+    """Useful work of one vocode call: every layer at every step, conditioner once."""
+    m = config.model
+    C, M, layers = m.residual_channels, config.mel.n_mels, len(m.dilations)
+    per_step = layers * (2 * C * 2 * C * m.kernel_size + 2 * C * 2 * C) + 2 * C * C + 2 * C + 2 * C
+    cond = layers * 2 * M * 2 * C
+    return samples * (steps * per_step + cond) / 1e9
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """Time one variant in this process; print a JSON line."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+    torch.set_num_threads(args.threads)
+    from wavediff.config import load_config
+    from wavediff.data.synthetic import synthesize_utterance
+    from wavediff.diffusion.samplers import sample
+    from wavediff.models.diffwave import build_model
+    from wavediff.pipelines import Vocoder
+
+    cfg = load_config(args.preset)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    with torch.no_grad():   # the zero-initialised output layer would make eps identically 0
+        torch.nn.init.normal_(model.output_projection.weight, std=0.05)
+    variant = args.worker
+    sr = cfg.mel.sample_rate
+    audio = synthesize_utterance(sr, args.seconds, np.random.default_rng(0))
+    times: list[float] = []
+    if variant.startswith("cli-"):
+        from wavediff.audio.io import save_audio
+        from wavediff.training.checkpoint import save_checkpoint
+
+        precision = variant.split("-")[1]
+        chunk = ["--chunk-seconds", str(args.chunk_seconds)] if variant.endswith("-chunk") else []
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = save_checkpoint(Path(tmp) / "ckpt", 0, cfg, model.state_dict(), None, keep_last=1)
+            wav = Path(tmp) / "input.wav"
+            save_audio(wav, audio, sr)
+            for _ in range(args.repeats + args.warmup):
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "wavediff", "vocode", "--checkpoint", str(ckpt), "--input",
+                                str(wav), "--out", str(Path(tmp) / "out"), "--steps", str(args.steps), "--threads",
+                                str(args.threads), "--device", "cpu", "--precision", precision, *chunk],
+                               check=True, capture_output=True)
+                times.append(time.perf_counter() - t0)
+        times = times[args.warmup:]
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    else:
+        if variant.startswith("engine-"):
+            parts = variant.split("-")
+            precision = parts[1]
+            vocoder = Vocoder(model, cfg, "cpu", precision=precision,
+                              weights="int8" if "int8w" in parts else "float",
+                              chunk_seconds=args.chunk_seconds if "chunk" in parts else None)
+        else:
+            vocoder = Vocoder(model, cfg, "cpu", precision="fp32", chunk_seconds=None)
+        mel = vocoder.mel(audio)
+        mels = [mel] * args.batch
+        chain = vocoder.chain(args.steps)
+        if variant.startswith("reference"):
+            net = model
+            if variant == "reference-compile":
+                t0 = time.perf_counter()
+                net = torch.compile(model)
+            batch_mel = torch.stack(mels)
+
+            def run() -> None:
+                with torch.inference_mode():
+                    if variant == "reference":
+                        denoise = lambda x, t: net(x, t, mel=batch_mel)  # noqa: E731
+                    else:
+                        cond = model.condition(mel=batch_mel)
+                        denoise = lambda x, t: net(x, t, cond=cond)  # noqa: E731
+                    sample(denoise, (args.batch, mel.shape[-1] * cfg.mel.hop_length), chain,
+                           generator=torch.Generator().manual_seed(0))
+        else:
+            def run() -> None:
+                vocoder.vocode(mels, args.steps, generator=torch.Generator().manual_seed(0))
+        warm = None
+        if args.warmup:
+            t0 = time.perf_counter()
+            run()                               # warm-up at full length (and compile)
+            warm = time.perf_counter() - t0
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    samples = int(round(args.seconds * sr)) // cfg.mel.hop_length * cfg.mel.hop_length * args.batch
+    print(json.dumps({"variant": variant, "times": times, "peak_bytes": peak,
+                      "warmup_s": None if variant.startswith("cli-") else warm,
+                      "gflop": network_gflop(cfg, samples, args.steps), "audio_s": args.seconds * args.batch}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="base")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=int, choices=[0, 1], default=1,
+                        help="one untimed call at full length first (default 1)")
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(CONV_PRECISION))
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args)
+        return
+    peaks = gemm_peaks(args.threads)
+    from wavediff.devices import cpu_name
+
+    print(f"# wavediff inference speed, {date.today()}, {cpu_name()}, {args.threads} threads, torch "
+          f"{torch.__version__}, Python {platform.python_version()}")
+    print(f"# GEMM peak measured now (2048^3): fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f}, "
+          f"int8 {peaks['int8']:.0f} GFLOP/s")
+    print(f"# command: python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print("| variant | preset | steps | conv precision | batch | audio (s) | threads | RTF median | runs (s) "
+          "| GFLOP/s | of GEMM peak | peak memory (GB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for variant in args.variants:
+        cmd = [sys.executable, __file__, "--worker", variant, "--preset", args.preset, "--seconds",
+               str(args.seconds), "--steps", str(args.steps), "--batch", str(args.batch), "--threads",
+               str(args.threads), "--repeats", str(args.repeats), "--chunk-seconds", str(args.chunk_seconds),
+               "--warmup", str(args.warmup)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            print(f"| {variant} | failed: {done.stderr.strip().splitlines()[-1] if done.stderr else '?'} |")
+            continue
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        med = statistics.median(result["times"])
+        precision = CONV_PRECISION[variant]
+        gflops = result["gflop"] / med
+        row = {**result, "rtf": med / result["audio_s"], "gflops": gflops, "peak_gflops": peaks[precision],
+               "precision": precision, "preset": args.preset, "steps": args.steps, "batch": args.batch,
+               "seconds": args.seconds, "threads": args.threads}
+        rows.append(row)
+        print(f"| {variant} | {args.preset} | {args.steps} | {precision} | {args.batch} | {args.seconds:g} | "
+              f"{args.threads} | {row['rtf']:.3f} | {', '.join(f'{t:.2f}' for t in result['times'])} | "
+              f"{gflops:.0f} | {100 * gflops / peaks[precision]:.0f}% | {result['peak_bytes'] / 1e9:.2f} |",
+              flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"peaks": peaks, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
