@@ -157,7 +157,10 @@ def test_auto_chunking_follows_the_memory_budget(small):
     cfg, model, _ = small
     vocoder = Vocoder(model, cfg, precision="fp32", max_memory_gb=0.02)
     need = one_pass_bytes(40 * 256, cfg, "fp32")
-    assert need == 40 * 256 * ((6 * 32 + 3 * 16 + 80) * 4 + 8)
+    assert need == 40 * 256 * ((6 * 32 + 3 * 16) * 4 + 8)
+    assert one_pass_bytes(10 ** 6, cfg, "bf16") == 10 ** 6 * (6 * 32 * 2 + 3 * 16 * 2 + 8)
+    assert one_pass_bytes(5 * 10 ** 6, cfg, "bf16") == 5 * 10 ** 6 * (80 * 2 + 3 * 16 * 2 + 8)   # mel, not projections
+    assert one_pass_bytes(10 ** 7, cfg, "bf16") == 10 ** 7 * (3 * 16 * 2 + 8)                  # neither fits
     assert vocoder.chunk_samples(40 * 256) is None
     assert vocoder.chunk_samples(2_000_000) == 10 * SR
     assert Vocoder(model, cfg, chunk_seconds=0.5).chunk_samples(100) == SR // 2
@@ -178,16 +181,25 @@ def test_file_outputs_do_not_depend_on_the_batch_size(tmp_path, small):
 
 
 PEAK_SCRIPT = textwrap.dedent("""
-    import json, resource, sys, torch
+    import json, sys, torch
     sys.path.insert(0, {tests!r})
     from test_inference import _random_model, _chain
+
+    def rss(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+
     cfg, model = _random_model()
     frames, chunk = int(sys.argv[1]), sys.argv[2]
-    engine = InferenceEngine(model, chunk_samples=None if chunk == "none" else int(chunk))
+    engine = (InferenceEngine(model) if chunk == "none"          # caches every layer's projection
+              else InferenceEngine(model, chunk_samples=int(chunk), cache_bytes=0))   # caches nothing
     engine.vocode([torch.rand(cfg.mel.n_mels, 4)], _chain(cfg, 1))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    engine.vocode([torch.rand(cfg.mel.n_mels, frames)], _chain(cfg, 1))
-    print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024))
+    mel = torch.rand(cfg.mel.n_mels, frames)
+    open("/proc/self/clear_refs", "w").write("5")     # reset the peak (VmHWM) to the current RSS
+    base = rss("VmRSS")
+    engine.vocode([mel], _chain(cfg, 1))
+    print(json.dumps(rss("VmHWM") - base))
 """)
 
 
@@ -200,13 +212,14 @@ def _peak_growth(frames: int, chunk: str) -> int:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak from /proc/self/status")
 def test_chunked_peak_memory_does_not_grow_with_length():
     short, long = 200, 1600                      # 51k and 410k samples
     one_pass = _peak_growth(long, "none") - _peak_growth(short, "none")
     chunked = _peak_growth(long, "8192") - _peak_growth(short, "8192")
-    # one pass holds ~1 kB a sample (conditioner of every layer); chunks hold the state only
-    assert one_pass > 150e6, f"one pass grew by only {one_pass / 1e6:.0f} MB (chunked: {chunked / 1e6:.0f} MB)"
-    assert chunked < 40e6, f"chunked peak grew by {chunked / 1e6:.0f} MB for 8x the audio (one pass {one_pass / 1e6:.0f})"
+    # one pass holds ~1 kB a sample (conditioner of every layer); chunks without a cache hold the state only
+    assert one_pass > 300e6, f"one pass grew by only {one_pass / 1e6:.0f} MB (chunked: {chunked / 1e6:.0f} MB)"
+    assert chunked < 20e6, f"chunked peak grew by {chunked / 1e6:.0f} MB for 8x the audio (one pass {one_pass / 1e6:.0f})"
 
 
 def test_int8_activations_round_to_the_nearest_level():
@@ -230,3 +243,18 @@ def test_int8_convs_stay_close_to_fp32(small):
     bf16 = InferenceEngine(model, precision="bf16").vocode([mel], chain, torch.Generator().manual_seed(1))[0]
     rel = float((out - ref).norm() / ref.norm())
     assert float((bf16 - ref).norm() / ref.norm()) < rel < 0.05   # int8 is coarser than bf16, still close
+
+
+def test_conditioner_plan_follows_the_cache_budget(small):
+    cfg, model, mel = small
+    chain = _chain(cfg)
+    rows = 30 * 256 + 2 * 4                       # one utterance and its two padding blocks (max dilation 4)
+    per_row_projections = 6 * 32 * 4              # layers x 2C x fp32 bytes
+    plans = {}
+    for budget in (rows * per_row_projections, rows * per_row_projections - 1, rows * 80 * 4 - 1):
+        engine = InferenceEngine(model, cache_bytes=budget)
+        plans[budget] = engine.conditioner_plan(rows, 1)
+        out = engine.vocode([mel], chain, torch.Generator().manual_seed(1))[0]
+        assert (out - _reference(model, mel, chain, seed=1)).abs().max() < 1e-4
+    assert list(plans.values()) == ["projections", "mel", "none"]
+    assert InferenceEngine(model).conditioner_plan(rows, 2) == "mel"     # chunked: never the projections

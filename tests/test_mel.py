@@ -108,3 +108,14 @@ def test_decompress_inverts_compress():
 def test_unknown_front_end_names_the_presets():
     with pytest.raises(WavediffError, match="audioldm"):
         mel_config_from_preset("tacotron3")
+
+
+@pytest.mark.parametrize("name", sorted(MEL_PRESETS))
+def test_filterbank_equals_librosa(name):
+    c = MEL_PRESETS[name]
+    ours = mel_filterbank(c)
+    ref = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.f_min, fmax=c.max_frequency,
+                              htk=c.mel_scale == "htk", norm="slaney" if c.mel_norm == "slaney" else None,
+                              dtype=np.float32)
+    assert ours.shape == ref.shape
+    assert np.allclose(ours, ref, atol=1e-7, rtol=1e-5)

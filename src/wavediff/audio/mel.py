@@ -1,8 +1,9 @@
 """Batched, deterministic mel-spectrogram front-end in torch.
 
-The mel filterbank comes from librosa (``librosa.filters.mel``); the STFT, padding,
-magnitude and compression are computed here in torch so that they run batched on any
-device. The numbers of each preset live in :data:`wavediff.config.MEL_PRESETS`.
+The mel filterbank is librosa's (``librosa.filters.mel``) recomputed here in numpy, because
+importing librosa and building it took 1.5 s of every ``wavediff vocode`` start-up; the tests
+check it against librosa for every preset. The STFT, padding, magnitude and compression are
+computed in torch so that they run batched on any device. The numbers of each preset live in :data:`wavediff.config.MEL_PRESETS`.
 """
 from __future__ import annotations
 
@@ -23,20 +24,46 @@ def mel_config_from_preset(name: str) -> MelConfig:
     return MEL_PRESETS[name]
 
 
-def mel_filterbank(config: MelConfig) -> np.ndarray:
-    """``(n_mels, n_fft // 2 + 1)`` float32 triangular filterbank (librosa)."""
-    import librosa
+def hz_to_mel(hz: np.ndarray, htk: bool) -> np.ndarray:
+    """HTK ``2595 log10(1 + f/700)``, or Slaney's: linear (3/200 per Hz) below 1 kHz, log above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    safe = np.maximum(hz, min_log_hz)
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(safe / min_log_hz) / logstep, hz / f_sp)
 
-    return librosa.filters.mel(
-        sr=config.sample_rate,
-        n_fft=config.n_fft,
-        n_mels=config.n_mels,
-        fmin=config.f_min,
-        fmax=config.max_frequency,
-        htk=config.mel_scale == "htk",
-        norm="slaney" if config.mel_norm == "slaney" else None,
-        dtype=np.float32,
-    )
+
+def mel_to_hz(mel: np.ndarray, htk: bool) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(config: MelConfig) -> np.ndarray:
+    """``(n_mels, n_fft // 2 + 1)`` float32 triangular filterbank, as ``librosa.filters.mel``.
+
+    Band edges are ``n_mels + 2`` points evenly spaced in mel between ``f_min`` and ``f_max``;
+    band i rises from edge i to i+1 and falls to i+2 over the FFT bin frequencies; with
+    ``mel_norm='slaney'`` each band is scaled by ``2 / (edge[i+2] - edge[i])`` (unit area).
+    """
+    htk = config.mel_scale == "htk"
+    bins = np.linspace(0.0, config.sample_rate / 2, 1 + config.n_fft // 2)
+    edges = mel_to_hz(np.linspace(hz_to_mel(config.f_min, htk), hz_to_mel(config.max_frequency, htk),
+                                  config.n_mels + 2), htk)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - bins[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if config.mel_norm == "slaney":
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 class MelFrontend:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 PRECISIONS = tuple(COMPUTE_DTYPES)
 MEL_MARGIN_FRAMES = 4   # frames either side that make a window's upsampled mel exact
 CPU_TILE_ROWS = 16384
+DEFAULT_CACHE_BYTES = 2 ** 30
 INT8_ZERO_POINT = 128   # activations as uint8 around 128, scale = max |x| / 127 per tile
 
 
@@ -129,11 +130,15 @@ class InferenceEngine:
 
     def __init__(self, model: DiffWave, *, precision: str = "fp32", weights: str = "float",
                  device: torch.device | str = "cpu", chunk_samples: int | None = None,
-                 tile_rows: int | None = None, cuda_graphs: bool = True) -> None:
+                 tile_rows: int | None = None, cuda_graphs: bool = True,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         if precision not in COMPUTE_DTYPES:
             raise WavediffError(f"precision={precision!r} is not allowed; choose one of {list(PRECISIONS)}")
         if chunk_samples is not None and chunk_samples < 1:
             raise WavediffError(f"chunk_samples={chunk_samples} must be >= 1 (or None for one pass)")
+        if cache_bytes < 0:
+            raise WavediffError(f"cache_bytes={cache_bytes} must be >= 0")
+        self.cache_bytes = cache_bytes
         if tile_rows is not None and tile_rows < 1:
             raise WavediffError(f"tile_rows={tile_rows} must be >= 1")
         self.device = torch.device(device)
@@ -193,18 +198,48 @@ class InferenceEngine:
         n_mels = self.folded.n_mels
         out = self.workspace.get("mel_up", (w1 - w0, n_mels), self.dtype, zero=True)
         hop = self.hop_length
+        block = max(hop, self.tile_rows // hop * hop) if self.device.type == "cpu" else None
         for seg in segments:
             a, b = max(w0, seg.start), min(w1, seg.stop)
             if a >= b:
                 continue
             mel = mels[seg.index]
             frames = mel.shape[-1]
-            f0 = max(0, (a - seg.start) // hop - MEL_MARGIN_FRAMES)
-            f1 = min(frames, -(-(b - seg.start) // hop) + MEL_MARGIN_FRAMES)
-            up = self.upsampler(mel[:, f0:f1].unsqueeze(0).to(self.device, torch.float32))[0]  # (M, (f1-f0) hop)
-            lo = a - seg.start - f0 * hop
-            out[a - w0:b - w0] = up[:, lo:lo + (b - a)].t().to(self.dtype)
+            # in blocks of about a tile: small temporaries, no fresh pages to fault in
+            step = block or (b - a)
+            for a0 in range(a, b, step):
+                b0 = min(b, a0 + step)
+                f0 = max(0, (a0 - seg.start) // hop - MEL_MARGIN_FRAMES)
+                f1 = min(frames, -(-(b0 - seg.start) // hop) + MEL_MARGIN_FRAMES)
+                up = self.upsampler(mel[:, f0:f1].unsqueeze(0).to(self.device, torch.float32))[0]  # (M, samples)
+                lo = a0 - seg.start - f0 * hop
+                out[a0 - w0:b0 - w0] = up[:, lo:lo + (b0 - a0)].t()
         return out
+
+    def conditioner_plan(self, total: int, windows: int) -> str:
+        """What is kept for all steps of a batch of ``total`` layout rows in ``windows`` windows:
+
+        ``"projections"``: every layer's conditioner projection (one pass, when they fit in
+        ``cache_bytes``); ``"mel"``: the upsampled mel, projected again per tile at each step
+        (when it fits); ``"none"``: each window's mel is upsampled and projected at each step.
+        Fresh memory is slow to fault in (see :mod:`wavediff.inference.workspace`), so beyond
+        ``cache_bytes`` re-projecting (20 kFLOP a sample and layer) is the cheaper choice.
+        """
+        size = torch.empty((), dtype=self.dtype).element_size()
+        if windows == 1 and total * len(self.layers) * 2 * self.channels * size <= self.cache_bytes:
+            return "projections"
+        if total * self.folded.n_mels * size <= self.cache_bytes:
+            return "mel"
+        return "none"
+
+    def _plan_conditioner(self, mels: Sequence[torch.Tensor], segments: list[_Segment], total: int,
+                          windows: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        plan = self.conditioner_plan(total, windows)
+        if plan == "projections":
+            return self._project_conditioner(self._upsampled_mel(mels, segments, 0, total)), None
+        if plan == "mel":
+            return None, self._upsampled_mel(mels, segments, 0, total)
+        return None, None
 
     def _project_conditioner(self, mel_up: torch.Tensor) -> torch.Tensor:
         """Every layer's conditioner projection ``(layers, rows, 2C)`` of an upsampled mel."""
@@ -375,9 +410,7 @@ class InferenceEngine:
         biases, fills = self.folded.step_constants(chain.steps)
         biases, fills = biases.to(self.device, self.dtype), fills.to(self.device, self.dtype)
         windows = self._windows(total)
-        cond_cache = None
-        if len(windows) == 1:
-            cond_cache = self._project_conditioner(self._upsampled_mel(mels, segments, 0, total))
+        cond_cache, mel_all = self._plan_conditioner(mels, segments, total, len(windows))
         eps = self.workspace.get("eps", (total,), torch.float32, zero=True)
         etas, gbars, sigmas = chain.etas.tolist(), chain.alphas_cumprod.tolist(), chain.sigmas.tolist()
         graph = None
@@ -390,8 +423,12 @@ class InferenceEngine:
                 graph.replay()
             else:
                 for window in windows:
-                    mel_up = (None if cond_cache is not None
-                              else self._upsampled_mel(mels, segments, window[0], window[1]))
+                    if cond_cache is not None:
+                        mel_up = None
+                    elif mel_all is not None:
+                        mel_up = mel_all[window[0]:window[1]]
+                    else:
+                        mel_up = self._upsampled_mel(mels, segments, window[0], window[1])
                     self._denoise_window(x, eps, window, segments, biases[s], fills[s], cond_cache, mel_up)
             c1 = etas[s] / math.sqrt(1.0 - gbars[s])
             c2 = 1.0 / math.sqrt(1.0 - etas[s])

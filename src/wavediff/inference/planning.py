@@ -45,10 +45,16 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     return "fp32"
 
 
-def one_pass_bytes(total_samples: int, config: RunConfig, precision: str) -> int:
-    """Memory of a one-pass run over ``total_samples`` rows: the cached conditioner of
-    every layer (``layers x 2C``), the residual streams and skip sum (``3C``), the
-    upsampled mel, and the fp32 noise state and prediction."""
+def one_pass_bytes(total_samples: int, config: RunConfig, precision: str,
+                   cache_bytes: int = 2 ** 30) -> int:
+    """Memory of a one-pass run over ``total_samples`` rows: the residual streams and skip
+    sum (``3C``), the fp32 noise state and prediction, and what the engine keeps of the
+    conditioner (every layer's projection, ``layers x 2C``, when that fits in ``cache_bytes``;
+    else the upsampled mel, ``n_mels``, when that fits; see
+    :meth:`~wavediff.inference.InferenceEngine.conditioner_plan`)."""
     m = config.model
-    per_row = (len(m.dilations) * 2 * m.residual_channels + 3 * m.residual_channels + config.mel.n_mels)
-    return total_samples * (per_row * BYTES[precision] + 8)
+    size = BYTES[precision]
+    projections = total_samples * len(m.dilations) * 2 * m.residual_channels * size
+    mel = total_samples * config.mel.n_mels * size
+    kept = projections if projections <= cache_bytes else (mel if mel <= cache_bytes else 0)
+    return total_samples * (3 * m.residual_channels * size + 8) + kept
