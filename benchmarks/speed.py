@@ -7,7 +7,9 @@ and noise seed; the real-time factor (RTF = wall time / audio time) is the media
 measures the GEMM peak of this CPU (a 2048^3 matrix product, the same thread count) in
 fp32, bf16 and int8, and reports each variant's achieved GFLOP/s (the network's useful
 work: every layer at every step, the conditioner projections once) as a share of the
-peak of the precision its convolutions run in.
+peak of the precision its convolutions run in. Peak memory is the peak RSS while vocoding (model,
+input audio and mel included, the synthetic test signal's own making excluded; on Linux the
+peak is reset before the timed calls), and for the CLI variants the whole child process's.
 
 Variants:
     reference         Algorithm 2 calling the training module as training does (the mel
@@ -83,6 +85,31 @@ def network_gflop(config, samples: int, steps: int) -> float:
     return samples * (steps * per_step + cond) / 1e9
 
 
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> int | None:
+    """Reset the process's peak RSS (Linux ``clear_refs``); return the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return _status_bytes("VmRSS")
+
+
+def _peak_since_reset() -> int | None:
+    return _status_bytes("VmHWM") if _status_bytes("VmRSS") is not None else None
+
+
 def _worker(args: argparse.Namespace) -> None:
     """Time one variant in this process; print a JSON line."""
     import warnings
@@ -104,6 +131,7 @@ def _worker(args: argparse.Namespace) -> None:
     sr = cfg.mel.sample_rate
     audio = synthesize_utterance(sr, args.seconds, np.random.default_rng(0))
     times: list[float] = []
+    peak_note: dict[str, int | None] = {}
     if variant.startswith("cli-"):
         from wavediff.audio.io import save_audio
         from wavediff.training.checkpoint import save_checkpoint
@@ -155,6 +183,7 @@ def _worker(args: argparse.Namespace) -> None:
             def run() -> None:
                 vocoder.vocode(mels, args.steps, generator=torch.Generator().manual_seed(0))
         warm = None
+        resident = _reset_peak()      # model, inputs and mel are in memory from here on
         if args.warmup:
             t0 = time.perf_counter()
             run()                               # warm-up at full length (and compile)
@@ -163,9 +192,13 @@ def _worker(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             run()
             times.append(time.perf_counter() - t0)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = _peak_since_reset()
+        if peak is None:              # not Linux: the process's lifetime peak
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        else:
+            peak_note["resident_before_bytes"] = resident
     samples = int(round(args.seconds * sr)) // cfg.mel.hop_length * cfg.mel.hop_length * args.batch
-    print(json.dumps({"variant": variant, "times": times, "peak_bytes": peak,
+    print(json.dumps({"variant": variant, "times": times, "peak_bytes": peak, **peak_note,
                       "warmup_s": None if variant.startswith("cli-") else warm,
                       "gflop": network_gflop(cfg, samples, args.steps), "audio_s": args.seconds * args.batch}))
 
