@@ -8,6 +8,7 @@ import torch
 
 from wavediff.config import RunConfig
 from wavediff.errors import WavediffError
+from wavediff.inference.engine import DEFAULT_CACHE_BYTES
 
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 DEFAULT_MAX_MEMORY_GB = 4.0
@@ -46,7 +47,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 
 def one_pass_bytes(total_samples: int, config: RunConfig, precision: str,
-                   cache_bytes: int = 2 ** 30) -> int:
+                   cache_bytes: int = DEFAULT_CACHE_BYTES) -> int:
     """Memory of a one-pass run over ``total_samples`` rows: the residual streams and skip
     sum (``3C``), the fp32 noise state and prediction, and what the engine keeps of the
     conditioner (every layer's projection, ``layers x 2C``, when that fits in ``cache_bytes``;
