@@ -116,6 +116,7 @@ class FoldedDiffWave:
         double[C:] = 2.0
         layers = []
         offset = torch.zeros(C, dtype=torch.float64)
+        skip_bias_sum = torch.zeros(C, dtype=torch.float64)
         with torch.no_grad():
             for index, layer in enumerate(model.layers):
                 a = math.sqrt(2.0) ** index
@@ -144,10 +145,7 @@ class FoldedDiffWave:
                     offset=offset.to(torch.float32),
                 ))
                 offset = offset + a * out_b[:C]
-                if index == 0:
-                    skip_bias_sum = out_b[C:].clone()
-                else:
-                    skip_bias_sum = skip_bias_sum + out_b[C:]
+                skip_bias_sum = skip_bias_sum + out_b[C:]
             self.layers = layers
             n = len(layers)
             sp_w = model.skip_projection.weight.detach().to(torch.float64)[:, :, 0] / math.sqrt(n)
