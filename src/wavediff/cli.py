@@ -50,11 +50,13 @@ def _chunk_seconds(raw: str) -> float | None | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wavediff", description="DiffWave diffusion vocoder: train, vocode, demo")
+    parser = argparse.ArgumentParser(prog="wavediff", description="DiffWave: train, vocode, generate, evaluate, demo")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a vocoder on a folder or manifest of audio")
-    p.add_argument("--config", required=True, help="preset name (base, large, sc09-uncond, tiny) or YAML/JSON file")
+    p = sub.add_parser("train", help="train a vocoder, or a class-conditional / unconditional model, on a folder "
+                                     "or manifest of audio")
+    p.add_argument("--config", required=True, help="preset name (base, large, sc09-uncond, sc09-class, sc09-uncond-cpu, "
+                        "sc09-class-cpu, tiny) or YAML/JSON file")
     p.add_argument("--data", required=True, help="folder of audio, or manifest (TSV/CSV with a path column, "
                                                  "LJSpeech metadata.csv, or a .txt list)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, logs, TensorBoard, mel cache)")
@@ -80,6 +82,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resample", action="store_true",
                    help="resample audio inputs at another rate than the checkpoint's (default: refuse them)")
     _add_inference(p, default_precision="auto")
+    _add_common(p)
+
+    p = sub.add_parser("generate", help="generate clips with a class-conditional or unconditional checkpoint")
+    p.add_argument("--checkpoint", required=True, help="run folder (latest checkpoint) or checkpoint folder")
+    p.add_argument("--n", type=int, default=10, help="number of clips (default 10)")
+    p.add_argument("--label", default=None,
+                   help="class name or index for every clip (default: the classes in turn); class models only")
+    p.add_argument("--steps", type=int, default=6, help="6 = the fast schedule (Appendix B); T = the full chain, "
+                                                         "as the paper's SC09 results; other values = strided")
+    p.add_argument("--schedule", default=None, help="comma-separated variance schedule eta (overrides --steps)")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance scale w (1 = plain conditional, 0 = unconditional branch); "
+                        "needs a model trained with model.label_dropout > 0")
+    p.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (same seed, same audio)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+                   help="fp32 (the reference, default) or bf16 autocast; auto = bf16 where the hardware has it")
+    p.add_argument("--out", required=True, help="output folder: <label>_<i>.wav and samples.tsv")
+    _add_common(p)
+
+    p = sub.add_parser("train-classifier", help="train the digit classifier of the generative metrics (ResNeXt-style "
+                                                "CNN on log-mel) and report its test accuracy")
+    p.add_argument("--data", required=True, help="labelled training clips: folder (Speech Commands names or label "
+                                                 "folders) or manifest with a label column")
+    p.add_argument("--test", default=None, help="labelled test clips, for the reported accuracy")
+    p.add_argument("--out", required=True, help="classifier folder (classifier.safetensors, classifier.json)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--learning-rate", type=float, default=3e-3)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--clip-seconds", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (whole epochs)")
+    _add_common(p)
+
+    p = sub.add_parser("evaluate-generation", help="the paper's SC09 metrics (accuracy, FID, FID-class, IS, mIS, AM, "
+                                                   "NDB/K) for the test split, white noise, checkpoints and folders")
+    p.add_argument("--classifier", required=True, help="folder from `wavediff train-classifier`")
+    p.add_argument("--train", required=True, help="the real training clips (reference statistics)")
+    p.add_argument("--test", default=None, help="the real test clips: the ceiling row")
+    p.add_argument("--noise", action="store_true", help="add the white-noise floor row")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="RUN_OR_CHECKPOINT",
+                   help="generate with this checkpoint (repeatable)")
+    p.add_argument("--name", action="append", default=None, help="row name of each --checkpoint, in order")
+    p.add_argument("--samples", action="append", default=[], metavar="DIR",
+                   help="score a folder written by `wavediff generate` (repeatable)")
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.0],
+                   help="guidance scales for class models trained with label dropout (default 1)")
+    p.add_argument("--n", type=int, default=1000, help="unconditional clips per checkpoint (default 1000, the paper)")
+    p.add_argument("--per-class", type=int, default=100, help="clips per class for class models (default 100)")
+    p.add_argument("--steps", type=int, default=6, help="sampling steps (6 = fast schedule, T = full chain)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32")
+    p.add_argument("--keep", type=int, default=3, help="example wavs kept per class and set (default 3)")
+    p.add_argument("--out", required=True, help="report folder: results.json, results.md, examples/")
     _add_common(p)
 
     p = sub.add_parser("mel", help="compute mels (.npy with a .json front-end description)")
@@ -142,7 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise WavediffError(f"--threads={args.threads} must be >= 1")
             torch.set_num_threads(args.threads)
         handler = {"train": _cmd_train, "vocode": _cmd_vocode, "mel": _cmd_mel, "config": _cmd_config,
-                   "demo": _cmd_demo, "evaluate": _cmd_evaluate, "curves": _cmd_curves}[args.command]
+                   "demo": _cmd_demo, "evaluate": _cmd_evaluate, "curves": _cmd_curves,
+                   "generate": _cmd_generate, "train-classifier": _cmd_train_classifier,
+                   "evaluate-generation": _cmd_evaluate_generation}[args.command]
         return handler(args)
     except WavediffError as exc:
         if args.debug:
@@ -187,6 +247,78 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     written = vocode_files(vocoder, args.input, args.out, steps=args.steps, schedule=schedule, seed=args.seed,
                            batch_size=args.batch_size, resample=args.resample)
     log.info("wrote %d file(s) to %s", len(written), args.out)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from wavediff.pipelines import Generator, generate_files
+
+    generator = Generator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    written = generate_files(generator, args.out, args.n, args.label, steps=args.steps,
+                             schedule=_parse_schedule(args.schedule), seed=args.seed, guidance_scale=args.guidance,
+                             batch_size=args.batch_size)
+    log.info("wrote %d clip(s) and samples.tsv to %s", len(written), args.out)
+    return 0
+
+
+def _cmd_train_classifier(args: argparse.Namespace) -> int:
+    from wavediff.devices import pick_device
+    from wavediff.training.classifier import ClassifierTraining, train_classifier
+
+    settings = ClassifierTraining(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                  sample_rate=args.sample_rate, clip_seconds=args.clip_seconds, seed=args.seed)
+    _log_to_file(Path(args.out) / "train.log")
+    classifier = train_classifier(args.data, args.test, args.out, settings=settings, device=pick_device(args.device),
+                                  max_minutes=args.max_minutes)
+    acc = classifier.info.get("test_accuracy")
+    print(f"classifier saved to {args.out}; " + (f"test accuracy {acc:.4f} on {classifier.info['test_clips']} clips"
+                                                  if acc is not None else "no test set given"))
+    return 0
+
+
+def _cmd_evaluate_generation(args: argparse.Namespace) -> int:
+    import shlex
+    import time
+
+    from wavediff.evaluation import generation as ev
+    from wavediff.metrics.classifier import AudioClassifier
+
+    if args.n < 2 or args.per_class < 2:
+        raise WavediffError(f"--n={args.n} and --per-class={args.per_class} must be >= 2 (FID needs two clips)")
+    if args.name is not None and len(args.name) != len(args.checkpoint):
+        raise WavediffError(f"{len(args.name)} --name for {len(args.checkpoint)} --checkpoint; give one per checkpoint")
+    classifier = AudioClassifier.load(args.classifier)
+    started = time.time()
+    ref = ev.reference_stats(classifier, args.train, seed=args.seed)
+    log.info("reference: %d training clips", ref.clips)
+    sets: list[ev.ClipSet] = []
+    if args.test:
+        sets.append(ev.test_split_set(classifier, args.test))
+    if args.noise:
+        n_noise = max(args.n, args.per_class * len(classifier.class_names))
+        sets.append(ev.white_noise_set(n_noise, classifier.clip_samples, len(classifier.class_names), ref.rms,
+                                       args.seed))
+    for i, ckpt in enumerate(args.checkpoint):
+        sets.extend(ev.checkpoint_sets(ckpt, n=args.n, per_class=args.per_class, guidance_scales=args.guidance,
+                                       steps=args.steps, seed=args.seed, precision=args.precision,
+                                       device=args.device, batch_size=args.batch_size,
+                                       name=None if args.name is None else args.name[i]))
+    sets.extend(ev.folder_set(folder, classifier) for folder in args.samples)
+    if not sets:
+        raise WavediffError("nothing to score: give --test, --noise, --checkpoint or --samples")
+    results = []
+    for s in sets:
+        metrics = ev.score_set(classifier, ref, s)
+        results.append({"name": s.name, "metrics": metrics, "meta": s.meta})
+        log.info("%s: %s", s.name, {k: v for k, v in metrics.items() if k != "fid_class_per_class"})
+    header = {"command": "wavediff " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "classifier": args.classifier,
+              "classifier test accuracy": classifier.info.get("test_accuracy"),
+              "reference": f"{args.train} ({ref.clips} clips)", "minutes": round((time.time() - started) / 60, 1)}
+    paths = ev.write_report(results, sets, args.out, sample_rate=classifier.sample_rate,
+                            class_names=classifier.class_names, keep_per_class=args.keep, header=header)
+    print(ev.markdown_table(results))
+    log.info("wrote %s and %s", paths["markdown"], paths["examples"])
     return 0
 
 

@@ -115,3 +115,52 @@ class VocoderDataset:
         pairs = [self.crop(i, generator, None if start_frames is None else start_frames[k])
                  for k, i in enumerate(indices)]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+class ClipDataset:
+    """Whole clips for class-conditional or unconditional training, held in memory.
+
+    Each clip is loaded mono at ``sample_rate`` (resampled if needed) and brought to
+    ``clip_samples``: shorter clips are zero-padded at the end; longer ones are cropped at
+    a random offset per draw (at their start for validation). ``labels`` holds each clip's
+    class index, or is ``None`` for unlabelled data.
+    """
+
+    def __init__(self, entries: list[AudioEntry], sample_rate: int, clip_samples: int,
+                 labels: list[int] | None = None, progress: bool = False) -> None:
+        if not entries:
+            raise WavediffError("the dataset has no audio files")
+        if labels is not None and len(labels) != len(entries):
+            raise WavediffError(f"{len(labels)} labels for {len(entries)} clips")
+        self.entries = entries
+        self.sample_rate = sample_rate
+        self.clip_samples = clip_samples
+        self.labels = labels
+        iterator = entries
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(entries, desc="clips", unit="file", leave=False)
+        self.audio: list[np.ndarray] = []
+        for entry in iterator:
+            audio = load_audio(entry.path, sample_rate)
+            if audio.shape[0] < clip_samples:
+                audio = np.pad(audio, (0, clip_samples - audio.shape[0]))
+            self.audio.append(audio)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def clip(self, index: int, generator: torch.Generator | None = None, random_offset: bool = True) -> torch.Tensor:
+        """``(clip_samples,)`` audio of clip ``index``."""
+        audio = self.audio[index]
+        spare = audio.shape[0] - self.clip_samples
+        start = int(torch.randint(0, spare + 1, (1,), generator=generator)) if spare > 0 and random_offset else 0
+        return torch.from_numpy(np.ascontiguousarray(audio[start:start + self.clip_samples]))
+
+    def batch(self, indices: list[int], generator: torch.Generator | None = None,
+              random_offset: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Audio ``(B, clip_samples)`` and labels ``(B,)`` (``None`` when unlabelled)."""
+        audio = torch.stack([self.clip(i, generator, random_offset) for i in indices])
+        labels = None if self.labels is None else torch.tensor([self.labels[i] for i in indices], dtype=torch.long)
+        return audio, labels

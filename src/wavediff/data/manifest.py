@@ -105,12 +105,15 @@ def split_entries(entries: list[AudioEntry], val_count: int, val_fraction: float
     The validation set has ``max(val_count, round(val_fraction * N))`` entries, but never
     more than a fifth of the data and never all of it (a single file goes to training).
     """
-    n = len(entries)
+    train_idx, val_idx = split_indices(len(entries), val_count, val_fraction, seed)
+    return [entries[i] for i in train_idx], [entries[i] for i in val_idx]
+
+
+def split_indices(n: int, val_count: int, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """The indices of :func:`split_entries`' training and validation entries, each in order."""
     n_val = max(val_count, round(val_fraction * n))
     n_val = min(n_val, n // 5) if n >= 5 else 0
     order = list(range(n))
     random.Random(seed).shuffle(order)
     val_idx = set(order[:n_val])
-    train = [e for i, e in enumerate(entries) if i not in val_idx]
-    val = [e for i, e in enumerate(entries) if i in val_idx]
-    return train, val
+    return [i for i in range(n) if i not in val_idx], sorted(val_idx)

@@ -6,7 +6,7 @@ steps, returning predicted noise of shape ``(B, L)``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -27,7 +27,7 @@ def sample(
     chain: SamplingSchedule,
     *,
     cond: dict[str, Any] | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     x_start: torch.Tensor | None = None,
@@ -45,7 +45,8 @@ def sample(
             :func:`~wavediff.diffusion.schedule.align_schedule` or
             :func:`~wavediff.diffusion.schedule.strided_schedule`.
         generator: all randomness (x_S and every z) is drawn from it, on CPU, so the same
-            seed gives the same bits on any device.
+            seed gives the same bits on any device. A sequence of ``B`` generators draws
+            row ``b`` from generator ``b``: each row then does not depend on its batch.
         x_start: optional x_S instead of drawing it.
         callback: called as ``callback(s, x)`` after each step (s counts down to 1).
     Returns:
@@ -55,7 +56,7 @@ def sample(
     if x_start is not None:
         x = x_start.to(device=device, dtype=dtype)
     else:
-        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+        x = _normal(shape, generator).to(device=device, dtype=dtype)
     etas = chain.etas.tolist()
     gbars = chain.alphas_cumprod.tolist()
     sigmas = chain.sigmas.tolist()
@@ -66,8 +67,17 @@ def sample(
         eps = denoiser(x, t, **cond).to(x.dtype)
         x = (x - (etas[s] / (1.0 - gbars[s]) ** 0.5) * eps) / (1.0 - etas[s]) ** 0.5
         if s > 0:
-            z = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+            z = _normal(tuple(x.shape), generator).to(device=device, dtype=dtype)
             x = x + sigmas[s] * z
         if callback is not None:
             callback(s + 1, x)
     return x
+
+
+def _normal(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on CPU; with a sequence of generators, row b from generator b."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}; give one per row")
+    return torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float32) for g in generator])

@@ -50,7 +50,8 @@ class DiffWave(nn.Module):
 
     Conditioning (``config.conditioning``):
         ``"mel"``: ``mel (B, n_mels, F)`` with ``L = F * hop_length``;
-        ``"class"``: ``labels (B,)`` integer class indices;
+        ``"class"``: ``labels (B,)`` integer class indices (``config.null_label``, when the
+        model was trained with label dropout, means "no label");
         ``"none"``: nothing.
     """
 
@@ -71,7 +72,9 @@ class DiffWave(nn.Module):
             cond_channels = n_mels
         elif config.conditioning == "class":
             self.upsampler = None
-            self.label_embedding = LabelEmbedding(config.num_classes, config.label_embedding_dim)
+            # with label dropout, one more row: the learned "no label" of classifier-free guidance
+            extra = 1 if config.null_label is not None else 0
+            self.label_embedding = LabelEmbedding(config.num_classes + extra, config.label_embedding_dim)
             cond_channels = config.label_embedding_dim
         else:
             self.upsampler = None
@@ -107,8 +110,9 @@ class DiffWave(nn.Module):
                 raise WavediffError("this model is class-conditional: pass labels=(B,)")
             if labels.dim() != 1:
                 raise WavediffError(f"labels must have shape (B,), got {tuple(labels.shape)}")
-            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_classes):
-                raise WavediffError(f"labels must lie in 0..{self.config.num_classes - 1}, got {labels.tolist()}")
+            top = self.config.num_classes - 1 if self.config.null_label is None else self.config.null_label
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > top):
+                raise WavediffError(f"labels must lie in 0..{top}, got {labels.tolist()}")
             assert self.label_embedding is not None
             return self.label_embedding(labels.long())
         return None

@@ -12,6 +12,7 @@ EMA and ``n``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,8 +26,9 @@ import torch
 
 from wavediff.audio.mel import MelFrontend
 from wavediff.config import RunConfig
-from wavediff.data.datasets import VocoderDataset
-from wavediff.data.manifest import read_entries, split_entries
+from wavediff.data.datasets import ClipDataset, VocoderDataset
+from wavediff.data.labels import class_order, label_index, read_labelled_entries
+from wavediff.data.manifest import AudioEntry, read_entries, split_indices
 from wavediff.diffusion.objective import diffusion_loss
 from wavediff.devices import pick_device
 from wavediff.diffusion.samplers import sample
@@ -73,16 +75,15 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains a mel-conditioned DiffWave vocoder on a folder or manifest of audio."""
+    """Trains a DiffWave on a folder or manifest of audio: a mel-conditioned vocoder on
+    crops, or a class-conditional / unconditional model on whole clips (labels from the
+    manifest, Speech Commands file names or label folders; see :mod:`wavediff.data.labels`).
+    With ``model.label_dropout`` > 0 each label is replaced by the "no label" index with that
+    probability, which trains the unconditional branch of classifier-free guidance."""
 
     def __init__(self, config: RunConfig, data: str | Path, run_dir: str | Path, *,
                  resume: bool = False, device: str = "auto", max_minutes: float | None = None,
                  progress: bool = True) -> None:
-        if config.model.conditioning != "mel":
-            raise WavediffError(
-                f"model.conditioning={config.model.conditioning!r}: this trainer trains vocoders "
-                "(conditioning 'mel'); class and unconditional training are not available yet"
-            )
         self.run_dir = Path(run_dir)
         self.device = pick_device(device)
         self.max_minutes = max_minutes
@@ -102,20 +103,34 @@ class Trainer:
             raise WavediffError(
                 f"{str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
             )
-        self.config = config
         if config.train.precision == "fp16" and self.device.type != "cuda":
             raise WavediffError("train.precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         self.frontend = MelFrontend(config.mel)
         self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
                                         config.diffusion.beta_end)
-        entries = read_entries(data)
-        train_entries, val_entries = split_entries(entries, config.data.val_count, config.data.val_fraction,
-                                                   seed=config.train.seed)
-        cache = self.run_dir / "cache" / "mels"
-        log.info("data: %d training and %d validation files from %s", len(train_entries), len(val_entries), data)
-        self.train_set = VocoderDataset(train_entries, self.frontend, config.data.crop_frames, cache, progress)
-        self.val_set = (VocoderDataset(val_entries, self.frontend, config.data.crop_frames, cache, progress)
-                        if val_entries else None)
+        kind = config.model.conditioning
+        entries = read_entries(data) if kind == "mel" else read_labelled_entries(data)
+        labels: list[int] | None = None
+        if kind == "class":
+            config, labels = _class_labels(config, entries, data)
+        self.config = config
+        train_idx, val_idx = split_indices(len(entries), config.data.val_count, config.data.val_fraction,
+                                           seed=config.train.seed)
+        log.info("data: %d training and %d validation files from %s", len(train_idx), len(val_idx), data)
+        self.train_set: VocoderDataset | ClipDataset
+        self.val_set: VocoderDataset | ClipDataset | None
+        if kind == "mel":
+            cache = self.run_dir / "cache" / "mels"
+            self.train_set = VocoderDataset([entries[i] for i in train_idx], self.frontend, config.data.crop_frames,
+                                            cache, progress)
+            self.val_set = (VocoderDataset([entries[i] for i in val_idx], self.frontend, config.data.crop_frames,
+                                           cache, progress) if val_idx else None)
+        else:
+            def clips(idx: list[int]) -> ClipDataset:
+                return ClipDataset([entries[i] for i in idx], config.mel.sample_rate, config.clip_samples,
+                                   None if labels is None else [labels[i] for i in idx], progress)
+            self.train_set = clips(train_idx)
+            self.val_set = clips(val_idx) if val_idx else None
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
             torch.manual_seed(_mix_seed(config.train.seed, 0) % (2 ** 63))
             self.model = build_model(config).to(self.device)
@@ -171,20 +186,35 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _denoiser(self, model: torch.nn.Module) -> Any:
-        def call(x: torch.Tensor, t: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-            return model(x, t, mel=mel)
+        def call(x: torch.Tensor, t: torch.Tensor, **cond: torch.Tensor) -> torch.Tensor:
+            return model(x, t, **cond)
         return call
+
+    def _batch(self, dataset: VocoderDataset | ClipDataset, indices: list[int], generator: torch.Generator,
+               training: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Audio ``(B, L)`` on the device and the conditioning keyword arguments of the model."""
+        if isinstance(dataset, VocoderDataset):
+            audio, mel = dataset.batch(indices, generator)
+            return audio.to(self.device), {"mel": mel.to(self.device)}
+        audio, labels = dataset.batch(indices, generator, random_offset=training)
+        if self.config.model.conditioning != "class":
+            return audio.to(self.device), {}
+        assert labels is not None
+        null = self.config.model.null_label
+        if training and null is not None:
+            drop = torch.rand(labels.shape, generator=generator) < self.config.model.label_dropout
+            labels = torch.where(drop, torch.full_like(labels, null), labels)
+        return audio.to(self.device), {"labels": labels.to(self.device)}
 
     # ------------------------------------------------------------------ steps
     def train_step(self, step: int) -> tuple[float, float]:
         """One optimiser step; returns (loss, gradient norm before clipping)."""
         self.model.train()
         g = torch.Generator().manual_seed(_mix_seed(self.config.train.seed, 2, step))
-        audio, mel = self.train_set.batch(self._batch_indices(step), g)
-        audio, mel = audio.to(self.device), mel.to(self.device)
+        audio, cond = self._batch(self.train_set, self._batch_indices(step), g, training=True)
         with self._autocast():
             loss = diffusion_loss(self._denoiser(self.model), audio, self.schedule,
-                                  loss_type=self.config.diffusion.loss, cond={"mel": mel}, generator=g)
+                                  loss_type=self.config.diffusion.loss, cond=cond, generator=g)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -209,10 +239,9 @@ class Trainer:
         total, count = 0.0, 0
         for b in range(self.config.train.val_batches):
             idx = [(b * bs + k) % n for k in range(bs)]
-            audio, mel = self.val_set.batch(idx, g)
-            loss = diffusion_loss(self._denoiser(model), audio.to(self.device), self.schedule,
-                                  loss_type=self.config.diffusion.loss, cond={"mel": mel.to(self.device)},
-                                  generator=g)
+            audio, cond = self._batch(self.val_set, idx, g, training=False)
+            loss = diffusion_loss(self._denoiser(model), audio, self.schedule,
+                                  loss_type=self.config.diffusion.loss, cond=cond, generator=g)
             total += float(loss)
             count += 1
         return total / count
@@ -225,16 +254,24 @@ class Trainer:
 
     @torch.no_grad()
     def validation_audio(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(recording, ``model`` vocoding it with the fast schedule) for the first validation utterance."""
+        """(recording, ``model``'s audio with the fast schedule) for the first validation clip:
+        the vocoder resynthesises it from its mel; a class model generates its label, an
+        unconditional one any clip."""
         if self.val_set is None:
             return None
-        mel = torch.from_numpy(self.val_set.mels[0][:, :self.config.data.crop_frames * 4]).unsqueeze(0)
         d = self.config.diffusion
         chain = sampling_schedule(self.schedule, len(d.fast_schedule) or d.num_steps, d.fast_schedule)
         g = torch.Generator().manual_seed(VAL_SEED)
-        out = sample(self._denoiser(model), (1, mel.shape[-1] * self.frontend.hop_length), chain,
-                     cond={"mel": mel.to(self.device)}, generator=g, device=self.device)
-        ref = torch.from_numpy(self.val_set.audio[0][:out.shape[-1]])
+        if isinstance(self.val_set, VocoderDataset):
+            mel = torch.from_numpy(self.val_set.mels[0][:, :self.config.data.crop_frames * 4]).unsqueeze(0)
+            length = mel.shape[-1] * self.frontend.hop_length
+            cond: dict[str, torch.Tensor] = {"mel": mel.to(self.device)}
+            ref = torch.from_numpy(self.val_set.audio[0][:length])
+        else:
+            audio, labels = self.val_set.batch([0], g, random_offset=False)
+            length, ref = audio.shape[-1], audio[0]
+            cond = {} if labels is None else {"labels": labels.to(self.device)}
+        out = sample(self._denoiser(model), (1, length), chain, cond=cond, generator=g, device=self.device)
         return ref, out[0].clamp(-1, 1).cpu()
 
     # ------------------------------------------------------------------ loop
@@ -323,6 +360,32 @@ class Trainer:
             sr = self.config.mel.sample_rate
             writer.add_audio("val/recording", pair[0].unsqueeze(0), self.step, sample_rate=sr)
             writer.add_audio("val/vocoded_fast", pair[1].unsqueeze(0), self.step, sample_rate=sr)
+
+
+def _class_labels(config: RunConfig, entries: list[AudioEntry], data: str | Path) -> tuple[RunConfig, list[int]]:
+    """Each entry's class index; the config gains the data's class names if it has none."""
+    missing = [e.path for e in entries if e.label is None]
+    if missing:
+        raise WavediffError(
+            f"{len(missing)} of {len(entries)} clips in {str(data)!r} have no label (first: {str(missing[0])!r}); "
+            "give a manifest with a label column, Speech Commands file names (Seven_<speaker>_nohash_0.wav) "
+            "or one folder per label"
+        )
+    names = config.model.class_names
+    if not names:
+        names = class_order([str(e.label) for e in entries])
+        if config.model.num_classes not in (0, len(names)) and config.preset != "custom":
+            log.info("the data has %d classes; model.num_classes=%d is replaced", len(names),
+                     config.model.num_classes)
+        config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, num_classes=len(names), class_names=names))
+    try:
+        labels = [label_index(str(e.label), names) for e in entries]
+    except WavediffError as exc:
+        raise WavediffError(f"{exc} (labels come from {str(data)!r} and the model's classes)") from None
+    counts = {n: labels.count(i) for i, n in enumerate(names)}
+    log.info("classes: %s", ", ".join(f"{n} {c}" for n, c in counts.items()))
+    return config, labels
 
 
 def _without_steps(config: RunConfig) -> dict[str, Any]:
