@@ -20,6 +20,29 @@ def test_presets_have_the_paper_hyperparameters():
     assert "tiny" in PRESETS
 
 
+def test_sc09_class_and_cpu_presets():
+    paper, cls = load_config("sc09-uncond"), load_config("sc09-class")
+    assert cls.model.conditioning == "class" and cls.model.num_classes == 10
+    assert cls.model.class_names[0] == "zero" and cls.model.class_names[-1] == "nine"
+    assert cls.model.label_dropout == 0.0 and cls.model.null_label is None       # the paper's model
+    assert (cls.model.residual_layers, cls.model.residual_channels, cls.diffusion.num_steps) == (36, 256, 200)
+    for name in ("sc09-uncond-cpu", "sc09-class-cpu"):
+        cpu = load_config(name)
+        assert cpu.clip_samples == 16000 and cpu.diffusion == paper.diffusion
+        # the paper's rule: receptive field about twice the clip
+        assert cpu.model.receptive_field == 2 * (2 ** 14 - 1) + 1 >= 2 * cpu.clip_samples
+    assert load_config("sc09-class-cpu").model.null_label == 10
+
+
+def test_label_dropout_needs_class_conditioning():
+    with pytest.raises(WavediffError, match="label_dropout=0.1 needs model.conditioning='class'"):
+        load_config("sc09-uncond", ["model.label_dropout=0.1"])
+    with pytest.raises(WavediffError, match=r"label_dropout=1.0 must be in \[0, 1\)"):
+        load_config("sc09-class", ["model.label_dropout=1.0"])
+    with pytest.raises(WavediffError, match="3 names but model.num_classes=10"):
+        load_config("sc09-class", ["model.class_names=[a, b, c]"])
+
+
 def test_json_round_trip_and_overrides():
     cfg = load_config("base", ["train.learning_rate=1e-3", "model.residual_channels=32"])
     assert cfg.train.learning_rate == 1e-3 and cfg.model.residual_channels == 32

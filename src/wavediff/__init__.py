@@ -3,12 +3,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Vocoder", "__version__"]
+__all__ = ["Generator", "Vocoder", "__version__"]
 
 
 def __getattr__(name: str):  # lazy: importing wavediff does not import torch
-    if name == "Vocoder":
-        from wavediff.pipelines import Vocoder
+    if name in ("Vocoder", "Generator"):
+        from wavediff import pipelines
 
-        return Vocoder
+        return getattr(pipelines, name)
     raise AttributeError(name)

@@ -23,8 +23,9 @@ their ``mel`` section only supplies the sample rate and hop.
 The CPU presets keep the paper's rule that the receptive field covers about twice the
 clip (r >= 2L = 32,000 samples at 16 kHz) by one cycle of 14 dilations 1..8192:
 r = 2 (2^14 - 1) + 1 = 32,767, against 24,571 for the paper's 36 layers. What they give up
-is depth and width (14 layers of C=64, 0.4M parameters, against 36 of C=256, 4.9M): each
-time scale is seen by one layer instead of three.
+is depth and width: 14 layers of C=64 (1.26M parameters unconditional, 1.49M with labels, most of
+them in the step embedding) against 36 layers of C=256 (24.0M), so each time scale is seen by one
+layer instead of three. They train in bf16 autocast (2.1x faster than fp32 on this CPU), batch 8.
 """
 from __future__ import annotations
 
