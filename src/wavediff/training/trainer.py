@@ -374,9 +374,9 @@ def _class_labels(config: RunConfig, entries: list[AudioEntry], data: str | Path
     names = config.model.class_names
     if not names:
         names = class_order([str(e.label) for e in entries])
-        if config.model.num_classes not in (0, len(names)) and config.preset != "custom":
-            log.info("the data has %d classes; model.num_classes=%d is replaced", len(names),
-                     config.model.num_classes)
+        if config.model.num_classes != len(names):
+            log.info("the data has %d classes; model.num_classes=%d becomes %d", len(names),
+                     config.model.num_classes, len(names))
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, num_classes=len(names), class_names=names))
     try:
