@@ -34,6 +34,14 @@ def test_sc09_class_and_cpu_presets():
     assert load_config("sc09-class-cpu").model.null_label == 10
 
 
+def test_a_fast_schedule_that_cannot_be_aligned_is_refused_at_load():
+    # (1-1e-4)(1-1e-3)(0.99)(0.95)(0.8)(0.3) = 0.2255 is below alpha-bar_T = 0.280 (paper notes) of T=50
+    with pytest.raises(WavediffError, match=r"gamma-bar=0.2255, below alpha-bar_T=0.2797"):
+        load_config("base", ["diffusion.fast_schedule=[1e-4, 1e-3, 0.01, 0.05, 0.2, 0.7]"])
+    assert load_config("base", ["diffusion.fast_schedule=[]"]).diffusion.fast_schedule == ()
+    assert load_config("large").diffusion.fast_schedule[-1] == 0.7     # aligns with T=200 (alpha-bar_T 0.132)
+
+
 def test_label_dropout_needs_class_conditioning():
     with pytest.raises(WavediffError, match="label_dropout=0.1 needs model.conditioning='class'"):
         load_config("sc09-uncond", ["model.label_dropout=0.1"])

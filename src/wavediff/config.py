@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -151,6 +152,28 @@ class DiffusionConfig:
             )
         _check_choice("diffusion.loss", self.loss, ["l1", "l2"])
         object.__setattr__(self, "fast_schedule", tuple(float(x) for x in self.fast_schedule))
+        self._check_fast_schedule()
+
+    def _check_fast_schedule(self) -> None:
+        """The fast schedule must align to the training chain (Appendix B): every eta in (0, 1)
+        and its final noise level gamma-bar_S no lower than alpha-bar_T. Checked here so that a
+        run does not fail at its first validation, hours in."""
+        if not self.fast_schedule:
+            return
+        if not all(0 < e < 1 for e in self.fast_schedule):
+            raise WavediffError(f"diffusion.fast_schedule={list(self.fast_schedule)}: every eta must lie in (0, 1)")
+        T = self.num_steps
+        abar = 1.0
+        for t in range(T):
+            abar *= 1.0 - (self.beta_start + (self.beta_end - self.beta_start) * t / max(T - 1, 1))
+        gbar = math.prod(1.0 - e for e in self.fast_schedule)
+        if gbar < abar * (1 - 1e-6):
+            raise WavediffError(
+                f"diffusion.fast_schedule={list(self.fast_schedule)} ends at gamma-bar={gbar:.4g}, below "
+                f"alpha-bar_T={abar:.4g} of T={T}, beta {self.beta_start:g}..{self.beta_end:g}: it cannot be aligned "
+                "to the training chain; use smaller etas (the paper: 1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5 for T=50) "
+                "or diffusion.fast_schedule=[]"
+            )
 
 
 @dataclass(frozen=True)
