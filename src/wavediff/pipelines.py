@@ -282,6 +282,7 @@ class Generator:
                  seed: int = 0, guidance_scale: float = 1.0, batch_size: int = 16,
                  progress: bool = False) -> torch.Tensor:
         """``n`` clips ``(n, clip_samples)``; see the class docstring for seeds and guidance.
+        ``batch_size`` is the rows per network call (with guidance, half as many clips).
 
         ``steps=6`` uses the fast schedule (Appendix B), ``steps=T`` the full chain
         (Algorithm 2, as the paper's SC09 results), other values an evenly strided chain."""
@@ -298,14 +299,17 @@ class Generator:
         indices = self.label_indices(labels, n)
         chain = self.chain(steps, schedule)
         out = torch.empty(n, self.clip_samples)
-        starts = range(0, n, batch_size)
+        # guidance runs both branches in one call: half the clips per call keep its rows at batch_size
+        # (on 2 CPU cores, calls of 32 one-second clips took 1.8x longer per clip than calls of 16)
+        per_call = max(1, batch_size // 2) if guidance_scale != 1.0 else batch_size
+        starts = range(0, n, per_call)
         if progress:
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="generate", unit="batch", leave=False)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         for b0 in starts:
-            rows = list(range(b0, min(n, b0 + batch_size)))
+            rows = list(range(b0, min(n, b0 + per_call)))
             gens = [torch.Generator().manual_seed(seed + i) for i in rows]
             lab = None if indices is None else torch.tensor([indices[i] for i in rows], device=self.device)
             with autocast:
