@@ -11,7 +11,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Self, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,46 @@ log = logging.getLogger(__name__)
 MEL_SIDECAR_KEY = "wavediff_mel_frontend"
 
 
-class Vocoder:
+def _load_checkpoint(path: str | Path) -> tuple[DiffWave, RunConfig]:
+    ckpt = resolve_checkpoint(path)
+    config = load_config_file(ckpt)
+    model = build_model(config)
+    weights = load_weights(ckpt)
+    check_state_matches(model, weights, f"checkpoint {str(ckpt)!r}")
+    model.load_state_dict(weights)
+    log.info("loaded %s (%s preset, T=%d)", ckpt, config.preset, config.diffusion.num_steps)
+    return model, config
+
+
+class _Pipeline:
+    """What :class:`Vocoder` and :class:`Generator` share: a model in eval mode on its device, its
+    config, the training noise schedule and the reverse chains built on it."""
+
+    def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
+                                        config.diffusion.beta_end)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", **options: Any) -> Self:
+        """Load the EMA weights and config of a checkpoint folder or of a run folder's latest."""
+        model, config = _load_checkpoint(path)
+        return cls(model, config, pick_device(device), **options)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.mel.sample_rate
+
+    def chain(self, steps: int = 6, schedule: Sequence[float] | None = None) -> SamplingSchedule:
+        """The reverse chain: an explicit eta ``schedule``, or see :func:`sampling_schedule`."""
+        if schedule is not None:
+            return align_schedule(self.schedule, schedule)
+        return sampling_schedule(self.schedule, steps, self.config.diffusion.fast_schedule)
+
+
+class Vocoder(_Pipeline):
     """A trained mel-conditioned DiffWave with its own mel front-end."""
 
     def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str = "cpu", *,
@@ -44,12 +83,8 @@ class Vocoder:
             raise WavediffError(
                 f"this checkpoint is not a vocoder (model.conditioning={config.model.conditioning!r})"
             )
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.config = config
+        super().__init__(model, config, device)
         self.frontend = MelFrontend(config.mel, device=self.device)
-        self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
-                                        config.diffusion.beta_end)
         self.precision = resolve_precision(precision, self.device)
         if isinstance(chunk_seconds, str) and chunk_seconds != "auto":
             raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None or 'auto'")
@@ -62,25 +97,9 @@ class Vocoder:
         self.weights = weights
         self._engines: dict[int | None, InferenceEngine] = {}
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", **options: Any) -> "Vocoder":
-        """Load the EMA weights and config of a checkpoint folder or of a run folder's latest."""
-        model, config = _load_checkpoint(path)
-        return cls(model, config, pick_device(device), **options)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.mel.sample_rate
-
     @property
     def hop_length(self) -> int:
         return self.config.mel.hop_length
-
-    def chain(self, steps: int = 6, schedule: Sequence[float] | None = None) -> SamplingSchedule:
-        """The reverse chain: an explicit eta ``schedule``, or see :func:`sampling_schedule`."""
-        if schedule is not None:
-            return align_schedule(self.schedule, schedule)
-        return sampling_schedule(self.schedule, steps, self.config.diffusion.fast_schedule)
 
     def mel(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
         """This checkpoint's mel of ``(L,)`` or ``(B, L)`` audio at its sample rate."""
@@ -173,21 +192,10 @@ class Vocoder:
         return out[: audio_t.shape[-1]]
 
 
-def _load_checkpoint(path: str | Path) -> tuple[DiffWave, RunConfig]:
-    ckpt = resolve_checkpoint(path)
-    config = load_config_file(ckpt)
-    model = build_model(config)
-    weights = load_weights(ckpt)
-    check_state_matches(model, weights, f"checkpoint {str(ckpt)!r}")
-    model.load_state_dict(weights)
-    log.info("loaded %s (%s preset, T=%d)", ckpt, config.preset, config.diffusion.num_steps)
-    return model, config
-
-
 LabelSpec = str | int | Sequence[str | int] | None
 
 
-class Generator:
+class Generator(_Pipeline):
     """A trained class-conditional or unconditional DiffWave: clips from labels or from nothing.
 
     ``generate(n, labels=..., seed=S)`` gives ``(n, clip_samples)`` audio in [-1, 1]. Clip
@@ -206,22 +214,8 @@ class Generator:
             raise WavediffError("this checkpoint is a mel-conditioned vocoder; use Vocoder (wavediff vocode)")
         if precision not in ("auto", "fp32", "bf16"):
             raise WavediffError(f"precision={precision!r} is not allowed; choose one of ['auto', 'fp32', 'bf16']")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.config = config
+        super().__init__(model, config, device)
         self.precision = resolve_precision(precision, self.device)
-        self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
-                                        config.diffusion.beta_end)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", **options: Any) -> "Generator":
-        """Load the EMA weights and config of a checkpoint folder or of a run folder's latest."""
-        model, config = _load_checkpoint(path)
-        return cls(model, config, pick_device(device), **options)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.mel.sample_rate
 
     @property
     def clip_samples(self) -> int:
@@ -238,12 +232,6 @@ class Generator:
     @property
     def supports_guidance(self) -> bool:
         return self.config.model.null_label is not None
-
-    def chain(self, steps: int = 6, schedule: Sequence[float] | None = None) -> SamplingSchedule:
-        """The reverse chain: an explicit eta ``schedule``, or see :func:`sampling_schedule`."""
-        if schedule is not None:
-            return align_schedule(self.schedule, schedule)
-        return sampling_schedule(self.schedule, steps, self.config.diffusion.fast_schedule)
 
     def label_indices(self, labels: LabelSpec, n: int) -> list[int] | None:
         """``n`` class indices: one label (name or index) for all, one per clip, or ``None``
