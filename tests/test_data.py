@@ -54,13 +54,15 @@ def test_crops_are_aligned_to_mel_frames_and_cached_in_the_run(tmp_path, audio_d
     ds = VocoderDataset(entries, fe, crop_frames=8, cache_dir=cache)
     audio, mel = ds.crop(3, start_frame=5)
     assert audio.shape == (8 * 256,) and mel.shape == (80, 8)
-    full = fe(torch.from_numpy(ds.audio[3]))
+    full = fe(torch.from_numpy(ds.audio(3)))
     torch.testing.assert_close(mel, full[:, 5:13])
-    np.testing.assert_array_equal(audio.numpy(), ds.audio[3][5 * 256:13 * 256])
+    np.testing.assert_array_equal(audio.numpy(), ds.audio(3)[5 * 256:13 * 256])
+    for i in range(len(entries)):
+        ds.check(i)
     assert len(list(cache.glob("*.npy"))) == len(entries)
     assert not list(audio_dir.glob("*.npy"))  # nothing written beside the user's audio
     again = VocoderDataset(entries, fe, crop_frames=8, cache_dir=cache)  # from the cache
-    np.testing.assert_array_equal(again.mels[3], ds.mels[3])
+    np.testing.assert_array_equal(again.mel(3), ds.mel(3))
 
 
 def test_short_clips_are_padded_not_dropped(audio_dir):

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
                    help="autocast precision (bf16/fp16 on CUDA; bf16 also on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader worker processes per training process (default: 0 on CPU, up to 4 per GPU)")
     _add_common(p)
 
     p = sub.add_parser("vocode", help="turn mels (.npy) or recordings (wav/flac) into audio")
@@ -216,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from wavediff.config import load_config
+    from wavediff.training.distributed import configure_rank_logging, init_distributed
     from wavediff.training.trainer import Trainer
 
     overrides = list(args.overrides)
@@ -226,13 +229,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise WavediffError(f"--max-steps={args.max_steps} must be >= 1")
     if args.max_steps is not None:
         config = config.with_overrides([f"train.max_steps={args.max_steps}"])
-    trainer = Trainer(config, args.data, args.out, resume=args.resume, device=args.device,
-                      max_minutes=args.max_minutes, progress=not args.no_progress)
-    _log_to_file(Path(args.out) / "train.log")
-    result = trainer.fit()
+    if args.workers is not None and args.workers < 0:
+        raise WavediffError(f"--workers={args.workers} must be >= 0")
+    ctx = init_distributed(args.device)
+    configure_rank_logging(ctx.rank)
+    try:
+        if ctx.is_main:
+            _log_to_file(Path(args.out) / "train.log")
+        trainer = Trainer(config, args.data, args.out, resume=args.resume, max_minutes=args.max_minutes,
+                          progress=not args.no_progress, workers=args.workers, distributed=ctx)
+        result = trainer.fit()
+    finally:
+        ctx.shutdown()
     last = result.losses[-1][1] if result.losses else float("nan")
     log.info("trained steps %d..%d; last loss %.4f; checkpoint %s", result.start_step, result.final_step,
              last, result.checkpoint)
+    if result.stopped_by and result.stopped_by != "time budget":
+        log.info("stopped by %s; continue with the same command and --resume", result.stopped_by)
     return 0
 
 

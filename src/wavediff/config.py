@@ -253,9 +253,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, logging and checkpointing."""
+    """Optimisation, logging and checkpointing.
+
+    ``batch_size`` is the global batch of one optimiser step, whatever the number of
+    processes: each of W processes takes ``batch_size / W`` items, in micro-batches of
+    ``micro_batch_size`` (0: all of them at once) whose gradients are accumulated.
+    """
 
     batch_size: int = 16
+    micro_batch_size: int = 0
     learning_rate: float = 2e-4
     grad_clip_norm: float = 1.0
     ema_decay: float = 0.999
@@ -272,6 +278,8 @@ class TrainConfig:
         for n in ("batch_size", "max_steps", "log_every", "val_every", "checkpoint_every", "keep_last"):
             if getattr(self, n) < 1:
                 raise WavediffError(f"train.{n}={getattr(self, n)} must be >= 1")
+        if self.micro_batch_size < 0:
+            raise WavediffError(f"train.micro_batch_size={self.micro_batch_size} must be >= 0 (0: no accumulation)")
         _check_positive("train.learning_rate", self.learning_rate)
         _check_positive("train.grad_clip_norm", self.grad_clip_norm)
         if not 0 <= self.ema_decay < 1:

@@ -87,8 +87,34 @@ def save_checkpoint(root: Path, step: int, config: RunConfig, weights: dict[str,
         raise
     write_text_atomic(root / LATEST_FILE, name + "\n")
     for old in list_checkpoints(root)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return final
+
+
+def _remove(folder: Path) -> None:
+    """Delete a checkpoint so that a kill part-way never leaves a partial ``step_*`` folder:
+    it is renamed to a hidden temporary name first."""
+    trash = folder.with_name(f".{folder.name}.deleting.tmp")
+    try:
+        os.rename(folder, trash)
+    except OSError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete what a killed writer left in ``root`` (hidden ``.*.tmp`` folders and files); returns them."""
+    if not root.is_dir():
+        return []
+    stale = sorted(root.glob(".*.tmp"))
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d unfinished checkpoint temporaries from %s", len(stale), root)
+    return stale
 
 
 def list_checkpoints(root: Path) -> list[Path]:

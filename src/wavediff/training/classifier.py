@@ -80,7 +80,7 @@ def _augment(audio: torch.Tensor, settings: ClassifierTraining, g: torch.Generat
 def accuracy(classifier: AudioClassifier, dataset: ClipDataset) -> float:
     """Share of ``dataset``'s clips whose most probable class is their label."""
     assert dataset.labels is not None
-    probs, _ = classifier.predict([dataset.audio[i][:dataset.clip_samples] for i in range(len(dataset))])
+    probs, _ = classifier.predict([dataset.clip(i, random_offset=False).numpy() for i in range(len(dataset))])
     return float(np.mean(probs.argmax(1) == np.asarray(dataset.labels)))
 
 

@@ -1,14 +1,35 @@
-"""The training loop (Algorithm 1 of DiffWave) with validation, EMA and checkpoints.
+"""The training loop (Algorithm 1 of DiffWave): one process, many, or many machines.
 
-Single process::
+Single process (CPU or one GPU)::
 
     wavediff train --config base --data DATA --out runs/base
 
-Every random choice of step ``n`` (which utterances, where to crop, which diffusion
-steps, which noise) is drawn from generators seeded by ``(seed, n)`` and ``(seed, epoch)``
-alone, so a run resumed from a checkpoint at step ``n`` continues exactly as the
-uninterrupted run would: the checkpoint only needs the weights, the optimizer, the
-EMA and ``n``.
+One machine with 8 GPUs (one process per GPU, NCCL; gloo on CPU)::
+
+    torchrun --standalone --nproc-per-node 8 -m wavediff train --config base --data DATA --out runs/base
+
+Two machines with 8 GPUs each (run on both; node 0's address reachable from node 1; the
+run folder on a file system both see)::
+
+    torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \\
+        --rdzv-endpoint NODE0_HOST:29500 -m wavediff train --config base --data DATA --out /shared/runs/base
+    torchrun --nnodes 2 --node-rank 1 ... (the same, with --node-rank 1)
+
+``train.batch_size`` is the global batch: with W processes each takes ``batch_size / W``
+items per step, in micro-batches of ``train.micro_batch_size`` whose gradients are
+accumulated, so the optimisation is the same whatever W is. Rank 0 alone logs, validates
+and writes checkpoints.
+
+Every random choice of step ``n`` (which items, where to crop, which diffusion steps,
+which noise, which labels dropped) is drawn from generators seeded by ``(seed, n, slot)``
+alone (:mod:`wavediff.data.sampling`). A run resumed from a checkpoint at step ``n``
+therefore continues exactly as the uninterrupted run would, and W processes compute the
+same step as one process up to the order of floating-point sums.
+
+SIGTERM (as sent by schedulers before pre-emption) and Ctrl-C make every rank finish its
+current step; rank 0 then writes a checkpoint and the run exits cleanly. A second Ctrl-C
+interrupts at once. A loss that is not finite stops the run before the optimiser applies
+it, and the last good checkpoint stays the latest.
 """
 from __future__ import annotations
 
@@ -16,6 +37,9 @@ import dataclasses
 import json
 import logging
 import math
+import os
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -23,14 +47,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, default_collate
 
 from wavediff.audio.mel import MelFrontend
 from wavediff.config import RunConfig
-from wavediff.data.datasets import ClipDataset, VocoderDataset
+from wavediff.data.datasets import ClipDataset, VocoderDataset, screen
+from wavediff.data.inspection import InputReport
 from wavediff.data.labels import class_order, label_index, read_labelled_entries
 from wavediff.data.manifest import AudioEntry, read_entries, split_indices
+from wavediff.data.sampling import StepSampler, mix_seed, steps_per_epoch
 from wavediff.diffusion.objective import diffusion_loss
-from wavediff.devices import pick_device
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
@@ -41,30 +67,29 @@ from wavediff.training.checkpoint import (
     list_checkpoints,
     load_config_file,
     load_training_state,
+    remove_stale_temporaries,
     resolve_checkpoint,
     save_checkpoint,
     write_text_atomic,
 )
+from wavediff.training.distributed import DistributedContext
 from wavediff.training.ema import ExponentialMovingAverage
+from wavediff.training.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 VAL_SEED = 20_210_101
+Batch = dict[str, torch.Tensor]
 
 
-def _mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix-style), stable across runs and platforms."""
-    x = 0x9E3779B97F4A7C15
-    for p in parts:
-        x ^= (p + 0x9E3779B97F4A7C15 + ((x << 6) & 0xFFFFFFFFFFFFFFFF) + (x >> 2)) & 0xFFFFFFFFFFFFFFFF
-        x = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    return x & 0x7FFFFFFFFFFFFFFF
+class NonFiniteLoss(WavediffError):
+    """The loss (or gradient) stopped being finite; the run stops without applying the step."""
 
 
 @dataclass
 class TrainResult:
-    """What a call to :meth:`Trainer.fit` did."""
+    """What a call to :meth:`Trainer.fit` did. ``stopped_by`` names a signal or ``'time budget'``."""
 
     run_dir: Path
     start_step: int
@@ -72,6 +97,15 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)
     val_losses: list[tuple[int, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    stopped_by: str | None = None
+
+
+@dataclass
+class _StepOutcome:
+    loss: float          # mean over the global batch
+    grad_norm: float
+    stop: bool           # some rank asked to stop (signal or time budget)
+    replaced: int        # items replaced because their file failed, over all ranks
 
 
 class Trainer:
@@ -79,15 +113,26 @@ class Trainer:
     crops, or a class-conditional / unconditional model on whole clips (labels from the
     manifest, Speech Commands file names or label folders; see :mod:`wavediff.data.labels`).
     With ``model.label_dropout`` > 0 each label is replaced by the "no label" index with that
-    probability, which trains the unconditional branch of classifier-free guidance."""
+    probability, which trains the unconditional branch of classifier-free guidance.
+
+    Args:
+        workers: DataLoader worker processes per rank; ``None``: 0 on CPU (the model needs
+            the cores), else ``min(4, cpus per process)``.
+        distributed: this process's place in a torchrun group
+            (:func:`wavediff.training.distributed.init_distributed`); ``None``: one process on ``device``.
+    """
 
     def __init__(self, config: RunConfig, data: str | Path, run_dir: str | Path, *,
                  resume: bool = False, device: str = "auto", max_minutes: float | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, workers: int | None = None,
+                 distributed: DistributedContext | None = None) -> None:
+        from wavediff.devices import pick_device
+
+        self.ctx = distributed if distributed is not None else DistributedContext(device=pick_device(device))
+        self.device = self.ctx.device
         self.run_dir = Path(run_dir)
-        self.device = pick_device(device)
         self.max_minutes = max_minutes
-        self.progress = progress
+        self.progress = progress and self.ctx.is_main
         existing = list_checkpoints(self.run_dir / "checkpoints")
         self.resume_from: Path | None = None
         if resume and existing:
@@ -105,6 +150,11 @@ class Trainer:
             )
         if config.train.precision == "fp16" and self.device.type != "cuda":
             raise WavediffError("train.precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+        self.accumulation, self.micro_batch = _micro_batches(config.train.batch_size,
+                                                             config.train.micro_batch_size, self.ctx.world_size)
+        self.workers = _default_workers(self.device, self.ctx) if workers is None else workers
+        if self.workers < 0:
+            raise WavediffError(f"workers={self.workers} must be >= 0")
         self.frontend = MelFrontend(config.mel)
         self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
                                         config.diffusion.beta_end)
@@ -114,32 +164,87 @@ class Trainer:
         if kind == "class":
             config, labels = _class_labels(config, entries, data)
         self.config = config
-        train_idx, val_idx = split_indices(len(entries), config.data.val_count, config.data.val_fraction,
-                                           seed=config.train.seed)
-        log.info("data: %d training and %d validation files from %s", len(train_idx), len(val_idx), data)
-        self.train_set: VocoderDataset | ClipDataset
-        self.val_set: VocoderDataset | ClipDataset | None
-        if kind == "mel":
-            cache = self.run_dir / "cache" / "mels"
-            self.train_set = VocoderDataset([entries[i] for i in train_idx], self.frontend, config.data.crop_frames,
-                                            cache, progress)
-            self.val_set = (VocoderDataset([entries[i] for i in val_idx], self.frontend, config.data.crop_frames,
-                                           cache, progress) if val_idx else None)
-        else:
-            def clips(idx: list[int]) -> ClipDataset:
-                return ClipDataset([entries[i] for i in idx], config.mel.sample_rate, config.clip_samples,
-                                   None if labels is None else [labels[i] for i in idx], progress)
-            self.train_set = clips(train_idx)
-            self.val_set = clips(val_idx) if val_idx else None
+        self.train_set, self.val_set, self.input_report = self._screened_data(entries, labels, data)
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
-            torch.manual_seed(_mix_seed(config.train.seed, 0) % (2 ** 63))
+            torch.manual_seed(mix_seed(config.train.seed, 0) % (2 ** 63))
             self.model = build_model(config).to(self.device)
+        torch.manual_seed(mix_seed(config.train.seed, 3, self.ctx.rank))  # rank-aware global RNG
+        self.net: torch.nn.Module = self.model
+        if self.ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
         self.ema = ExponentialMovingAverage(self.model, config.train.ema_decay)
         self.step = 0
         if self.resume_from is not None:
             self._load_state(self.resume_from)
         self.scaler = torch.amp.GradScaler(enabled=config.train.precision == "fp16" and self.device.type == "cuda")
+        self._stop_signal: str | None = None
+
+    # ------------------------------------------------------------------ data
+    def _screened_data(self, entries: list[AudioEntry], labels: list[int] | None, data: str | Path
+                       ) -> tuple[VocoderDataset | ClipDataset, VocoderDataset | ClipDataset | None, InputReport]:
+        """Read every file once (split over the ranks), drop the unusable ones, split train/validation."""
+        config = self.config
+        dataset: VocoderDataset | ClipDataset
+        if config.model.conditioning == "mel":
+            dataset = VocoderDataset(entries, self.frontend, config.data.crop_frames, self.run_dir / "cache" / "mels")
+        else:
+            dataset = ClipDataset(entries, config.mel.sample_rate, config.clip_samples, labels)
+        report = InputReport()
+        usable = screen(dataset, report, rank=self.ctx.rank, world_size=self.ctx.world_size,
+                        sum_over_ranks=self.ctx.all_reduce_sum if self.ctx.enabled else None,
+                        progress=self.progress, min_samples=config.clip_samples)
+        if not usable:
+            raise WavediffError(f"none of the {len(entries)} audio files in {str(data)!r} can be used ({report.summary()})")
+        log.info("checked %d audio files: %d usable; %s", len(entries), len(usable), report.summary())
+        dataset = dataset.keep(usable)
+        train_idx, val_idx = split_indices(len(usable), config.data.val_count, config.data.val_fraction,
+                                           seed=config.train.seed)
+        log.info("data: %d training and %d validation files from %s", len(train_idx), len(val_idx), data)
+        return dataset.keep(train_idx), (dataset.keep(val_idx) if val_idx else None), report
+
+    def _loader(self) -> tuple[DataLoader, StepSampler]:
+        sampler = StepSampler(len(self.train_set), self.config.train.batch_size, num_replicas=self.ctx.world_size,
+                              rank=self.ctx.rank, seed=self.config.train.seed)
+        extra: dict[str, Any] = {"persistent_workers": True, "prefetch_factor": 4} if self.workers else {}
+        loader = DataLoader(self.train_set, batch_size=self.micro_batch, sampler=sampler, num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda", **extra)
+        return loader, sampler
+
+    def _inputs(self, batch: Batch, training: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor],
+                                                           torch.Tensor, torch.Tensor]:
+        """Audio ``(B, L)``, conditioning, diffusion steps ``(B,)`` and noise ``(B, L)`` on the device.
+
+        Each item's steps, noise and label dropout come from a generator seeded by its own seed.
+        """
+        audio = batch["audio"]
+        steps = torch.empty(audio.shape[0], dtype=torch.long)
+        noise = torch.empty(audio.shape, dtype=torch.float32)
+        drop = torch.zeros(audio.shape[0], dtype=torch.bool)
+        rate = self.config.model.label_dropout
+        for k, seed in enumerate(batch["seed"].tolist()):
+            g = torch.Generator().manual_seed(mix_seed(int(seed), 7))
+            steps[k] = torch.randint(0, self.schedule.num_steps, (1,), generator=g)
+            drop[k] = bool(torch.rand(1, generator=g) < rate)
+            noise[k] = torch.randn(audio.shape[1], generator=g)
+        cond: dict[str, torch.Tensor] = {}
+        if "mel" in batch:
+            cond["mel"] = batch["mel"].to(self.device, non_blocking=True)
+        elif "label" in batch and self.config.model.conditioning == "class":
+            labels = batch["label"]
+            null = self.config.model.null_label
+            if training and null is not None:
+                labels = torch.where(drop, torch.full_like(labels, null), labels)
+            cond["labels"] = labels.to(self.device, non_blocking=True)
+        return audio.to(self.device, non_blocking=True), cond, steps, noise
+
+    def _fixed_batch(self, dataset: VocoderDataset | ClipDataset, first: int, size: int) -> Batch:
+        """Items ``first … first + size - 1`` (mod N) with seeds fixed for validation."""
+        n = len(dataset)
+        return default_collate([dataset[((first + k) % n, mix_seed(VAL_SEED, first + k))] for k in range(size)])
 
     # ------------------------------------------------------------------ state
     def _load_state(self, ckpt: Path) -> None:
@@ -149,35 +254,46 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
         self.step = int(state["step"])
+        rng = state.get("rng")
+        if rng and all(v.shape[0] == self.ctx.world_size for v in rng.values()):
+            restore_rng_state({k: v[self.ctx.rank] for k, v in rng.items()})
+        elif rng:
+            world = next(iter(rng.values())).shape[0]
+            log.warning("the checkpoint holds random states of %d process(es), this run has %d; the global random "
+                        "generators are reseeded (training's own draws do not depend on them)", world,
+                        self.ctx.world_size)
+            torch.manual_seed(mix_seed(self.config.train.seed, 3, self.ctx.rank, self.step))
         log.info("resumed from %s at step %d", ckpt, self.step)
 
-    def _training_state(self) -> dict[str, Any]:
+    def _gathered_rng(self, collective: bool) -> dict[str, torch.Tensor]:
+        """Every rank's global RNG state, stacked ``(W, …)`` (only this rank's when not ``collective``)."""
+        local = capture_rng_state()
+        if not collective:
+            return {k: v.unsqueeze(0) for k, v in local.items()}
+        return {k: self.ctx.all_gather(v) for k, v in sorted(local.items())}
+
+    def _training_state(self, rng: dict[str, torch.Tensor]) -> dict[str, Any]:
         return {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "ema": self.ema.state_dict(),
             "ema_updates": self.ema.num_updates,
             "step": self.step,
+            "rng": rng,
+            "world_size": self.ctx.world_size,
         }
 
-    def save(self) -> Path:
+    def save(self, collective: bool = True) -> Path | None:
+        """Write a checkpoint on rank 0 (every rank must call this when ``collective``); its path on rank 0."""
+        rng = self._gathered_rng(collective and self.ctx.enabled)
+        if not self.ctx.is_main:
+            return None
         path = save_checkpoint(self.run_dir / "checkpoints", self.step, self.config, self.ema.state_dict(),
-                               self._training_state(), self.config.train.keep_last)
+                               self._training_state(rng), self.config.train.keep_last)
         log.info("saved checkpoint %s", path)
         return path
 
-    # ------------------------------------------------------------------ data
-    def _batch_indices(self, step: int) -> list[int]:
-        n = len(self.train_set)
-        bs = self.config.train.batch_size
-        per_epoch = max(1, n // bs)
-        epoch, pos = divmod(step, per_epoch)
-        g = torch.Generator().manual_seed(_mix_seed(self.config.train.seed, 1, epoch))
-        order = torch.randperm(n, generator=g)
-        if n < bs:
-            order = order.repeat(math.ceil(bs / n))
-        return order[pos * bs:(pos + 1) * bs].tolist()
-
+    # ------------------------------------------------------------------ steps
     def _autocast(self) -> Any:
         p = self.config.train.precision
         if p == "fp32":
@@ -190,39 +306,45 @@ class Trainer:
             return model(x, t, **cond)
         return call
 
-    def _batch(self, dataset: VocoderDataset | ClipDataset, indices: list[int], generator: torch.Generator,
-               training: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Audio ``(B, L)`` on the device and the conditioning keyword arguments of the model."""
-        if isinstance(dataset, VocoderDataset):
-            audio, mel = dataset.batch(indices, generator)
-            return audio.to(self.device), {"mel": mel.to(self.device)}
-        audio, labels = dataset.batch(indices, generator, random_offset=training)
-        if self.config.model.conditioning != "class":
-            return audio.to(self.device), {}
-        assert labels is not None
-        null = self.config.model.null_label
-        if training and null is not None:
-            drop = torch.rand(labels.shape, generator=generator) < self.config.model.label_dropout
-            labels = torch.where(drop, torch.full_like(labels, null), labels)
-        return audio.to(self.device), {"labels": labels.to(self.device)}
+    def _loss(self, model: torch.nn.Module, batch: Batch, training: bool) -> torch.Tensor:
+        audio, cond, steps, noise = self._inputs(batch, training)
+        return diffusion_loss(self._denoiser(model), audio, self.schedule, loss_type=self.config.diffusion.loss,
+                              cond=cond, steps=steps, noise=noise)
 
-    # ------------------------------------------------------------------ steps
-    def train_step(self, step: int) -> tuple[float, float]:
-        """One optimiser step; returns (loss, gradient norm before clipping)."""
-        self.model.train()
-        g = torch.Generator().manual_seed(_mix_seed(self.config.train.seed, 2, step))
-        audio, cond = self._batch(self.train_set, self._batch_indices(step), g, training=True)
-        with self._autocast():
-            loss = diffusion_loss(self._denoiser(self.model), audio, self.schedule,
-                                  loss_type=self.config.diffusion.loss, cond=cond, generator=g)
+    def train_step(self, micro_batches: list[Batch], stop: bool = False) -> _StepOutcome:
+        """One optimiser step over this rank's micro-batches of the global batch.
+
+        The mean loss, the stop requests and the replaced-item counts are summed over the
+        ranks before the optimiser runs; a loss that is not finite raises :class:`NonFiniteLoss`
+        with the weights untouched.
+        """
+        self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        total, replaced = 0.0, 0
+        for k, batch in enumerate(micro_batches):
+            last = k == len(micro_batches) - 1
+            sync = nullcontext() if last or self.net is self.model else self.net.no_sync()  # type: ignore[operator]
+            with sync:
+                with self._autocast():
+                    loss = self._loss(self.net, batch, training=True)
+                self.scaler.scale(loss / len(micro_batches)).backward()
+            total += float(loss.detach())
+            replaced += int(batch["replaced"].sum())
+        local = torch.tensor([total / len(micro_batches), float(stop), float(replaced)], dtype=torch.float64)
+        summed = self.ctx.all_reduce_sum(local)
+        mean_loss = float(summed[0]) / self.ctx.world_size
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLoss(f"the loss became {mean_loss} at step {self.step + 1}; the run stops without applying "
+                                "that step")
         self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip_norm)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip_norm))
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+            raise NonFiniteLoss(f"the gradient norm became {grad_norm} at step {self.step + 1}; the run stops "
+                                "without applying that step")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.ema.update(self.model)
-        return float(loss.detach()), float(grad_norm)
+        return _StepOutcome(mean_loss, grad_norm, bool(summed[1] > 0), int(summed[2]))
 
     @torch.no_grad()
     def validation_loss(self, model: torch.nn.Module | None = None) -> float | None:
@@ -233,18 +355,11 @@ class Trainer:
         if model is None:
             self.model.eval()
             model = self.model
-        g = torch.Generator().manual_seed(VAL_SEED)
-        n = len(self.val_set)
-        bs = min(self.config.train.batch_size, n)
-        total, count = 0.0, 0
+        bs = min(self.config.train.batch_size, len(self.val_set))
+        total = 0.0
         for b in range(self.config.train.val_batches):
-            idx = [(b * bs + k) % n for k in range(bs)]
-            audio, cond = self._batch(self.val_set, idx, g, training=False)
-            loss = diffusion_loss(self._denoiser(model), audio, self.schedule,
-                                  loss_type=self.config.diffusion.loss, cond=cond, generator=g)
-            total += float(loss)
-            count += 1
-        return total / count
+            total += float(self._loss(model, self._fixed_batch(self.val_set, b * bs, bs), training=False))
+        return total / self.config.train.val_batches
 
     def ema_model(self) -> torch.nn.Module:
         """A copy of the network holding the EMA weights, in eval mode."""
@@ -263,10 +378,10 @@ class Trainer:
         chain = sampling_schedule(self.schedule, len(d.fast_schedule) or d.num_steps, d.fast_schedule)
         g = torch.Generator().manual_seed(VAL_SEED)
         if isinstance(self.val_set, VocoderDataset):
-            mel = torch.from_numpy(self.val_set.mels[0][:, :self.config.data.crop_frames * 4]).unsqueeze(0)
+            mel = torch.from_numpy(self.val_set.mel(0, mmap=False)[:, :self.config.data.crop_frames * 4]).unsqueeze(0)
             length = mel.shape[-1] * self.frontend.hop_length
             cond: dict[str, torch.Tensor] = {"mel": mel.to(self.device)}
-            ref = torch.from_numpy(self.val_set.audio[0][:length])
+            ref = torch.from_numpy(self.val_set.audio(0)[:length])
         else:
             audio, labels = self.val_set.batch([0], g, random_offset=False)
             length, ref = audio.shape[-1], audio[0]
@@ -275,72 +390,140 @@ class Trainer:
         return ref, out[0].clamp(-1, 1).cpu()
 
     # ------------------------------------------------------------------ loop
+    def request_stop(self, reason: str) -> None:
+        """Finish the current step on every rank, save and return from :meth:`fit` (signal-safe)."""
+        self._stop_signal = reason
+
     def fit(self, max_steps: int | None = None) -> TrainResult:
-        """Train until ``max_steps`` (default ``train.max_steps``) or the time budget."""
-        from torch.utils.tensorboard import SummaryWriter
+        """Train until ``max_steps`` (default ``train.max_steps``), the time budget, or SIGTERM/Ctrl-C."""
         from tqdm import tqdm
 
         cfg = self.config.train
         target = max_steps if max_steps is not None else cfg.max_steps
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.run_dir / CONFIG_FILE, self.config.to_json())
-        metrics_path = self.run_dir / METRICS_FILE
-        _truncate_metrics(metrics_path, self.step)
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else None)
+        main = self.ctx.is_main
+        writer = None
+        metrics = None
+        if main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.run_dir / "checkpoints")
+            write_text_atomic(self.run_dir / CONFIG_FILE, self.config.to_json())
+            _truncate_metrics(self.run_dir / METRICS_FILE, self.step)
+            writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else None)
+            metrics = open(self.run_dir / METRICS_FILE, "a")
         result = TrainResult(self.run_dir, self.step, self.step)
-        log.info("model: %s preset, %d parameters, receptive field %d; device %s; %d threads",
+        log.info("model: %s preset, %d parameters, receptive field %d; %d process(es) on %s, %d threads each; "
+                 "global batch %d = %d x %d micro-batch(es) of %d; %d loader worker(s) per process",
                  self.config.preset, count_parameters(self.model), self.config.model.receptive_field,
-                 self.device, torch.get_num_threads())
+                 self.ctx.world_size, self.device, torch.get_num_threads(), cfg.batch_size, self.ctx.world_size,
+                 self.accumulation, self.micro_batch, self.workers)
         started = time.monotonic()
-        # under a time budget the step target is usually not reached: count steps without a total
         bar = tqdm(total=None if self.max_minutes is not None else target, initial=self.step, desc="train",
                    unit="step", disable=not self.progress, dynamic_ncols=True)
+        loader, sampler = self._loader()
+        per_epoch = sampler.steps_per_epoch
         window: list[float] = []
         window_start = time.monotonic()
         last_saved = self.step
+        failed: BaseException | None = None
+        previous = self._install_signal_handlers()
         try:
-            with open(metrics_path, "a") as metrics:
-                while self.step < target:
-                    if self.max_minutes is not None and time.monotonic() - started > self.max_minutes * 60:
-                        log.info("time budget of %.1f minutes reached at step %d", self.max_minutes, self.step)
-                        break
-                    loss, grad_norm = self.train_step(self.step)
-                    if not math.isfinite(loss):
-                        raise WavediffError(
-                            f"loss became {loss} at step {self.step}; stopping. The last good checkpoint is kept "
-                            f"in {str(self.run_dir / 'checkpoints')!r}; try a lower train.learning_rate"
-                        )
+            while self.step < target and result.stopped_by is None:
+                epoch, position = divmod(self.step, per_epoch)
+                sampler.set_epoch(epoch)
+                sampler.set_start_step(position)
+                replaced_in_epoch = 0
+                batches = iter(loader)
+                for _ in range(position, per_epoch):
+                    budget_over = self.max_minutes is not None and time.monotonic() - started > self.max_minutes * 60
+                    out = self.train_step([next(batches) for _ in range(self.accumulation)],
+                                          stop=budget_over or self._stop_signal is not None)
                     self.step += 1
-                    result.losses.append((self.step, loss))
-                    window.append(loss)
-                    metrics.write(json.dumps({"step": self.step, "loss": loss, "grad_norm": grad_norm}) + "\n")
+                    replaced_in_epoch += out.replaced
+                    result.losses.append((self.step, out.loss))
+                    window.append(out.loss)
                     bar.update(1)
-                    if self.step % cfg.log_every == 0 or self.step == target:
+                    if metrics is not None:
+                        metrics.write(json.dumps({"step": self.step, "loss": out.loss, "grad_norm": out.grad_norm})
+                                      + "\n")
+                    if writer is not None and (self.step % cfg.log_every == 0 or self.step == target):
                         elapsed = time.monotonic() - window_start
                         rate = len(window) / elapsed if elapsed > 0 else float("nan")
                         mean = sum(window) / len(window)
                         writer.add_scalar("train/loss", mean, self.step)
-                        writer.add_scalar("train/grad_norm", grad_norm, self.step)
+                        writer.add_scalar("train/grad_norm", out.grad_norm, self.step)
                         writer.add_scalar("train/steps_per_sec", rate, self.step)
                         bar.set_postfix(loss=f"{mean:.4f}", steps_s=f"{rate:.2f}")
-                        log.debug("step %d loss %.4f grad_norm %.3f %.2f steps/s", self.step, mean, grad_norm, rate)
+                        log.debug("step %d loss %.4f grad_norm %.3f %.2f steps/s", self.step, mean, out.grad_norm,
+                                  rate)
+                        assert metrics is not None
                         metrics.flush()
                         window, window_start = [], time.monotonic()
-                    if self.step % cfg.val_every == 0:
+                    if main and self.step % cfg.val_every == 0:
                         self._validate(writer, metrics, result)
                     if self.step % cfg.checkpoint_every == 0:
                         result.checkpoint = self.save()
                         last_saved = self.step
-        except KeyboardInterrupt:
-            log.warning("interrupted at step %d; saving a checkpoint", self.step)
+                    if out.stop:
+                        result.stopped_by = self._stop_signal or "time budget"
+                        if budget_over:
+                            log.info("time budget of %.1f minutes reached at step %d", self.max_minutes, self.step)
+                        else:
+                            log.warning("stopping at step %d (%s)", self.step, result.stopped_by)
+                        break
+                    if self.step >= target:
+                        break
+                else:
+                    log.info("epoch %d done at step %d: %d files; %s; %d item(s) replaced this epoch",
+                             epoch + 1, self.step, len(self.train_set), self.input_report.summary(),
+                             replaced_in_epoch)
+                    if replaced_in_epoch:
+                        self.input_report.add("replaced", replaced_in_epoch)
+        except NonFiniteLoss as exc:
+            failed = exc
+            last = list_checkpoints(self.run_dir / "checkpoints")
+            kept = f"the last good checkpoint is {str(last[-1])!r}" if last else "no checkpoint had been written yet"
+            raise NonFiniteLoss(f"{exc}; {kept}; try a lower train.learning_rate or check the data") from None
+        except BaseException as exc:
+            failed = exc
+            raise
         finally:
+            self._restore_signal_handlers(previous)
             bar.close()
-            if self.step != last_saved or result.checkpoint is None:
-                if self.step > 0:
-                    result.checkpoint = self.save()
-            writer.close()
+            if not isinstance(failed, NonFiniteLoss) and self.step != last_saved:
+                if failed is not None:
+                    log.warning("%s at step %d; saving a checkpoint", type(failed).__name__, self.step)
+                # after an error another rank may be gone: save without collectives
+                result.checkpoint = self.save(collective=failed is None)
+            if writer is not None:
+                writer.close()
+            if metrics is not None:
+                metrics.close()
         result.final_step = self.step
         return result
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGTERM and the first SIGINT ask for a clean stop; a second SIGINT interrupts."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            log.warning("%s received: finishing the current step, then saving a checkpoint", name)
+            self.request_stop(name)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
     def _validate(self, writer: Any, metrics: Any, result: TrainResult) -> None:
         if self.val_set is None:
@@ -360,6 +543,26 @@ class Trainer:
             sr = self.config.mel.sample_rate
             writer.add_audio("val/recording", pair[0].unsqueeze(0), self.step, sample_rate=sr)
             writer.add_audio("val/vocoded_fast", pair[1].unsqueeze(0), self.step, sample_rate=sr)
+
+
+def _micro_batches(batch_size: int, micro_batch_size: int, world_size: int) -> tuple[int, int]:
+    """(accumulation steps, micro-batch size) that make ``batch_size`` with ``world_size`` processes."""
+    if batch_size % world_size:
+        raise WavediffError(f"train.batch_size={batch_size} must be divisible by the number of processes "
+                            f"({world_size}) so that the global batch stays the same")
+    per_rank = batch_size // world_size
+    micro = micro_batch_size or per_rank
+    if micro > per_rank or per_rank % micro:
+        raise WavediffError(f"train.micro_batch_size={micro_batch_size} must divide the {per_rank} items each of the "
+                            f"{world_size} process(es) takes of train.batch_size={batch_size}")
+    return per_rank // micro, micro
+
+
+def _default_workers(device: torch.device, ctx: DistributedContext) -> int:
+    if device.type != "cuda":
+        return 0
+    per_process = (os.cpu_count() or 1) // max(1, torch.cuda.device_count())
+    return max(0, min(4, per_process - 1))
 
 
 def _class_labels(config: RunConfig, entries: list[AudioEntry], data: str | Path) -> tuple[RunConfig, list[int]]:
