@@ -177,13 +177,38 @@ def check_state_matches(model: torch.nn.Module, weights: dict[str, torch.Tensor]
             raise WavediffError(
                 f"{where}: weight {k!r} has shape {tuple(weights[k].shape)}, the config's model expects {tuple(v.shape)}"
             )
+        if weights[k].is_floating_point() != v.is_floating_point():
+            raise WavediffError(f"{where}: weight {k!r} has dtype {weights[k].dtype}, the config's model expects {v.dtype}")
+        if weights[k].is_floating_point() and not bool(torch.isfinite(weights[k]).all()):
+            raise WavediffError(f"{where}: weight {k!r} holds NaN or Inf values")
     extra = sorted(set(weights) - set(expected))
     if extra:
         raise WavediffError(f"{where}: weights hold {extra[0]!r} that the config's model does not have")
 
 
+TRAINING_STATE_KEYS = ("model", "optimizer", "ema", "ema_updates", "step")
+
+
 def load_training_state(ckpt: Path) -> dict[str, Any]:
+    """The optimizer, raw weights, EMA, step and RNG states of a checkpoint.
+
+    Read with ``torch.load(weights_only=True)``: a file holding anything but tensors and plain
+    containers (a pickled object, code) is refused, never executed.
+    """
     path = ckpt / STATE_FILE
     if not path.is_file():
         raise WavediffError(f"checkpoint {str(ckpt)!r} has no {STATE_FILE}; it cannot be resumed")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ... depending on the damage
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise WavediffError(
+            f"cannot load training state {str(path)!r}: it is corrupt, or holds objects other than tensors and "
+            f"plain containers, which wavediff never unpickles ({type(exc).__name__}: {first})"
+        ) from None
+    if not isinstance(state, dict) or any(k not in state for k in TRAINING_STATE_KEYS):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise WavediffError(f"training state {str(path)!r} must hold {list(TRAINING_STATE_KEYS)}; found {found}")
+    if not isinstance(state["model"], dict) or not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
+        raise WavediffError(f"training state {str(path)!r}: 'model' must map names to tensors")
+    return state

@@ -250,8 +250,12 @@ class Trainer:
     def _load_state(self, ckpt: Path) -> None:
         state = load_training_state(ckpt)
         check_state_matches(self.model, state["model"], f"checkpoint {str(ckpt)!r}")
+        check_state_matches(self.model, state["ema"], f"checkpoint {str(ckpt)!r} (EMA)")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise WavediffError(f"checkpoint {str(ckpt)!r}: the optimizer state does not fit the model: {exc}") from None
         self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
         self.step = int(state["step"])
         rng = state.get("rng")
