@@ -21,6 +21,7 @@ from wavediff.training.checkpoint import (
     list_checkpoints,
     load_training_state,
     resolve_checkpoint,
+    save_checkpoint,
 )
 from wavediff.training.trainer import NonFiniteLoss, Trainer
 
@@ -116,7 +117,7 @@ def test_a_kill_while_a_checkpoint_is_written_leaves_no_half_checkpoint(tmp_path
     proc.wait(timeout=60)
     root = killed / "checkpoints"
     half = list(root.glob(".step_00000008.*.tmp"))
-    assert half and (half[0] / WEIGHTS_FILE).is_file()        # the kill did land mid-write
+    assert half and (half[0] / STATE_FILE).is_file()          # the kill did land mid-write
     assert [p.name for p in list_checkpoints(root)] == ["step_00000004"]
     assert resolve_checkpoint(killed).name == "step_00000004"
     assert (root / "latest").read_text().strip() == "step_00000004"
@@ -187,12 +188,19 @@ def test_training_state_is_never_unpickled(tmp_path, audio_dir, micro_config):
     proof = tmp_path / "code_ran"
     with open(ckpt / STATE_FILE, "wb") as fh:
         pickle.dump({"model": _Payload(str(proof))}, fh)
+    with pytest.raises(WavediffError, match="damaged: its SHA-256 differs"):
+        load_training_state(ckpt)                               # the checksum notices first
+    (ckpt / WEIGHTS_FILE).unlink()                              # without one, weights_only refuses it
     with pytest.raises(WavediffError, match="never unpickles"):
         load_training_state(ckpt)
-    torch.save({"model": {}, "optimizer": {}, "ema": {}, "ema_updates": 0, "step": 4}, ckpt / STATE_FILE)
-    with pytest.raises(WavediffError, match="weights lack 'input_projection.weight'"):
-        Trainer(micro_config, audio_dir, tmp_path / "run", resume=True, progress=False)
     assert not proof.exists()
+    # a well-formed state (checksum and all) whose weights do not fit the config is refused by name
+    trainer = Trainer(micro_config, audio_dir, tmp_path / "other", progress=False)
+    trainer.fit(2)
+    save_checkpoint(tmp_path / "other" / "checkpoints", 3, trainer.config, trainer.ema.state_dict(),
+                    {"model": {}, "optimizer": {}, "ema": {}, "ema_updates": 0, "step": 3}, keep_last=3)
+    with pytest.raises(WavediffError, match="weights lack 'input_projection.weight'"):
+        Trainer(micro_config, audio_dir, tmp_path / "other", resume=True, progress=False)
 
 
 def test_a_checkpoint_whose_config_and_weights_disagree_is_refused(tmp_path, audio_dir, micro_config):

@@ -32,6 +32,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -345,6 +347,58 @@ def _parse_scalar(raw: str) -> Any:
     return value
 
 
+def _typed_value(key: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against a field's type (ints are accepted for floats, lists for tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        if value not in args:
+            raise WavediffError(f"{key}={value!r} is not allowed; choose one of {list(args)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _typed_value(key, value, option)
+            except WavediffError:
+                continue
+        raise WavediffError(f"{key}={value!r} must be one of the types {[getattr(a, '__name__', a) for a in args]}")
+    if hint is type(None):
+        if value is not None:
+            raise WavediffError(f"{key}={value!r} must be null")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise WavediffError(f"{key}={value!r} must be a list")
+        return tuple(_typed_value(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if origin is dict or hint is Any:
+        if origin is dict and not isinstance(value, Mapping):
+            raise WavediffError(f"{key}={value!r} must be a mapping")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise WavediffError(f"{key}={value!r} must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise WavediffError(f"{key}={value!r} must be an integer")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise WavediffError(f"{key}={value!r} must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WavediffError(f"{key}={value!r} must be a number")
+        if not math.isfinite(value):
+            raise WavediffError(f"{key}={value!r} must be finite")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise WavediffError(f"{key}={value!r} must be a string")
+        return value
+    return value
+
+
 def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(data, Mapping):
         raise WavediffError(f"config section {prefix or 'root'!r} must be a mapping, got {type(data).__name__}")
@@ -357,13 +411,12 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     kwargs: dict[str, Any] = {}
     nested = {"mel": MelConfig, "diffusion": DiffusionConfig, "model": ModelConfig,
               "data": DataConfig, "train": TrainConfig}
+    hints = typing.get_type_hints(cls)
     for name, value in data.items():
         if cls is RunConfig and name in nested:
             kwargs[name] = _from_dict(nested[name], value, f"{name}.")
-        elif isinstance(value, list):
-            kwargs[name] = tuple(value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _typed_value(prefix + name, value, hints[name])
     try:
         return cls(**kwargs)
     except TypeError as exc:  # wrong value types surface here

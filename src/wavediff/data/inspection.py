@@ -37,6 +37,7 @@ SKIPPED = ("unreadable", "empty", "non-finite")
 FIXED = ("resampled", "stereo", "short", "replaced")
 KINDS = SKIPPED + FIXED
 LOGGED_PER_KIND = 10
+PLAUSIBLE_RATES = (1_000, 768_000)
 
 
 class BadAudio(WavediffError):
@@ -98,8 +99,11 @@ def read_training_audio(path: str | Path, sample_rate: int, *, start: int = 0, s
     fixes: set[str] = set()
     if info.channels > 1:
         fixes.add("stereo")
-    if info.frames <= 0 or info.samplerate <= 0:
+    if info.frames <= 0:
         raise BadAudio("empty", path, f"{info.frames} samples")
+    if not PLAUSIBLE_RATES[0] <= info.samplerate <= PLAUSIBLE_RATES[1]:
+        raise BadAudio("unreadable", path, f"the header's sample rate {info.samplerate} Hz is outside "
+                                           f"[{PLAUSIBLE_RATES[0]}, {PLAUSIBLE_RATES[1]}] Hz")
     same_rate = info.samplerate == sample_rate
     total = info.frames if same_rate else int(round(info.frames * sample_rate / info.samplerate))
     try:
@@ -114,13 +118,16 @@ def read_training_audio(path: str | Path, sample_rate: int, *, start: int = 0, s
     asked_for_none = same_rate and (stop is not None and stop <= start or start >= info.frames)
     if data.shape[0] == 0 and not asked_for_none:
         raise BadAudio("unreadable", path, f"the header says {info.frames} samples but none could be read")
-    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(audio)):
-        bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
         raise BadAudio("non-finite", path, f"{bad} NaN or Inf sample(s)")
+    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not same_rate:
         fixes.add("resampled")
-        audio = resample_audio(np.ascontiguousarray(audio), info.samplerate, sample_rate)
+        try:
+            audio = resample_audio(np.ascontiguousarray(audio), info.samplerate, sample_rate)
+        except (ValueError, RuntimeError, MemoryError) as exc:
+            raise BadAudio("unreadable", path, f"cannot resample from {info.samplerate} Hz: {exc}") from None
         total = audio.shape[0]
         audio = audio[max(0, start):stop]
     want = (stop - start) if stop is not None else max(min_samples, audio.shape[0])

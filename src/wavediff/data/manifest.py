@@ -54,12 +54,20 @@ def read_entries(source: str | Path) -> list[AudioEntry]:
         entries = _read_ljspeech(root, lines, src)
     else:
         entries = _read_table(root, text, src)
-    missing = [e.path for e in entries if not e.path.is_file()]
+    missing = [e.path for e in entries if not _is_file(e.path)]
     if missing:
         raise WavediffError(
             f"manifest {str(src)!r} lists {len(missing)} missing file(s), first: {str(missing[0])!r}"
         )
     return entries
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, false for names the OS cannot even look up (NUL bytes, too long)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _resolve(root: Path, value: str) -> Path:
@@ -79,6 +87,13 @@ def _read_ljspeech(root: Path, lines: list[str], src: Path) -> list[AudioEntry]:
 
 def _read_table(root: Path, text: str, src: Path) -> list[AudioEntry]:
     delimiter = "\t" if src.suffix.lower() == ".tsv" or "\t" in text.splitlines()[0] else ","
+    try:
+        return _read_rows(root, text, src, delimiter)
+    except csv.Error as exc:
+        raise WavediffError(f"manifest {str(src)!r} is not a valid table: {exc}") from None
+
+
+def _read_rows(root: Path, text: str, src: Path, delimiter: str) -> list[AudioEntry]:
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     path_col = next((c for c in PATH_COLUMNS if c in header), None)
@@ -89,7 +104,8 @@ def _read_table(root: Path, text: str, src: Path) -> list[AudioEntry]:
     label_col = next((c for c in LABEL_COLUMNS if c in header), None)
     entries = []
     for row in reader:
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        # cells beyond the header land under the key None as a list: ignored
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(k, str) and not isinstance(v, list)}
         if not row.get(path_col):
             continue
         entries.append(AudioEntry(_resolve(root, row[path_col]), row.get(label_col) if label_col else None))

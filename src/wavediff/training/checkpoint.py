@@ -13,6 +13,7 @@ Layout of a run folder::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from wavediff.config import FORMAT_VERSION, RunConfig
@@ -70,11 +72,13 @@ def save_checkpoint(root: Path, step: int, config: RunConfig, weights: dict[str,
     final = root / name
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS_FILE),
-                  metadata={"format_version": str(FORMAT_VERSION), "step": str(step)})
-        (tmp / CONFIG_FILE).write_text(config.to_json())
+        tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+        metadata = {"format_version": str(FORMAT_VERSION), "step": str(step), "weights_sha256": tensors_sha256(tensors)}
         if training_state is not None:
             torch.save(training_state, tmp / STATE_FILE)
+            metadata["training_state_sha256"] = file_sha256(tmp / STATE_FILE)
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata=metadata)
+        (tmp / CONFIG_FILE).write_text(config.to_json())
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -151,20 +155,56 @@ def load_config_file(ckpt: Path) -> RunConfig:
     if not path.is_file():
         raise WavediffError(f"checkpoint {str(ckpt)!r} has no {CONFIG_FILE}")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise WavediffError(f"cannot read {str(path)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise WavediffError(f"{str(path)!r} must hold a JSON object, not {type(data).__name__}")
     version = data.get("format_version", None)
     if version != FORMAT_VERSION:
         raise WavediffError(f"checkpoint format_version={version!r} is not supported; this wavediff reads {FORMAT_VERSION}")
     return RunConfig.from_dict(data)
 
 
-def load_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` (in name order)."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        v = tensors[k].detach().contiguous().cpu()
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _metadata(ckpt: Path) -> dict[str, str]:
     try:
-        return load_file(str(ckpt / WEIGHTS_FILE))
+        with safe_open(str(ckpt / WEIGHTS_FILE), framework="pt") as fh:
+            return dict(fh.metadata() or {})
     except Exception as exc:  # safetensors raises its own error types on corrupt files
         raise WavediffError(f"cannot read weights {str(ckpt / WEIGHTS_FILE)!r}: {exc}") from None
+
+
+def load_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The EMA weights of a checkpoint, checked against the SHA-256 recorded when they were
+    written (files written by other tools, without one, are taken as they are)."""
+    path = ckpt / WEIGHTS_FILE
+    try:
+        weights = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types on corrupt files
+        raise WavediffError(f"cannot read weights {str(path)!r}: {exc}") from None
+    expected = _metadata(ckpt).get("weights_sha256")
+    if expected is not None and tensors_sha256(weights) != expected:
+        raise WavediffError(f"weights {str(path)!r} are damaged: their SHA-256 differs from the one recorded when "
+                            "they were written")
+    return weights
 
 
 def check_state_matches(model: torch.nn.Module, weights: dict[str, torch.Tensor], where: str) -> None:
@@ -198,6 +238,15 @@ def load_training_state(ckpt: Path) -> dict[str, Any]:
     path = ckpt / STATE_FILE
     if not path.is_file():
         raise WavediffError(f"checkpoint {str(ckpt)!r} has no {STATE_FILE}; it cannot be resumed")
+    expected = None
+    if (ckpt / WEIGHTS_FILE).is_file():
+        try:
+            expected = _metadata(ckpt).get("training_state_sha256")
+        except WavediffError as exc:  # resuming needs only the training state
+            log.warning("%s; the training state is loaded without its checksum", exc)
+    if expected is not None and file_sha256(path) != expected:
+        raise WavediffError(f"training state {str(path)!r} is damaged: its SHA-256 differs from the one recorded "
+                            "when it was written")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ... depending on the damage
