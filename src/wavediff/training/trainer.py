@@ -449,8 +449,8 @@ class Trainer:
                     window.append(out.loss)
                     bar.update(1)
                     if metrics is not None:
-                        metrics.write(json.dumps({"step": self.step, "loss": out.loss, "grad_norm": out.grad_norm})
-                                      + "\n")
+                        metrics.write(json.dumps({"step": self.step, "loss": out.loss, "grad_norm": out.grad_norm,
+                                                  "seconds": round(time.monotonic() - started, 4)}) + "\n")
                     if writer is not None and (self.step % cfg.log_every == 0 or self.step == target):
                         elapsed = time.monotonic() - window_start
                         rate = len(window) / elapsed if elapsed > 0 else float("nan")
