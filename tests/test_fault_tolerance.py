@@ -25,13 +25,13 @@ from wavediff.training.checkpoint import (
 )
 from wavediff.training.trainer import NonFiniteLoss, Trainer
 
-# A driver that stalls inside torch.save of the step-8 training state, after writing part of it,
+# A driver that stalls inside torch.save of the step-9 training state, after writing part of it,
 # so that the test can SIGKILL it in the middle of writing a checkpoint.
 STALLING_DRIVER = """
 import os, sys, time, torch
 real_save = torch.save
 def stalling_save(obj, f, *args, **kwargs):
-    if isinstance(obj, dict) and obj.get("step") == 8:
+    if isinstance(obj, dict) and obj.get("step") == 9:
         with open(f, "wb") as fh:
             fh.write(b"PK\\x03\\x04 half of a training state")
             fh.flush()
@@ -47,7 +47,8 @@ sys.exit(main(sys.argv[1:]))
 @pytest.fixture
 def config_file(tmp_path, micro_config):
     path = tmp_path / "micro.json"
-    path.write_text(micro_config.with_overrides(["train.keep_last=3"]).to_json())
+    # 9 training clips in batches of 4: 2 steps an epoch; checkpoints every 3 steps land mid-epoch
+    path.write_text(micro_config.with_overrides(["train.keep_last=3", "train.checkpoint_every=3"]).to_json())
     return path
 
 
@@ -95,11 +96,11 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, audio_d
     run(train_args(config_file, audio_dir, tmp_path / "straight", "--max-steps", "40"))
     killed = tmp_path / "killed"
     proc = start(train_args(config_file, audio_dir, killed, "--max-steps", "100000"), tmp_path / "killed.log")
-    wait_for(killed / "checkpoints" / "step_00000008", proc)
+    wait_for(killed / "checkpoints" / "step_00000009", proc)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     reached = int(resolve_checkpoint(killed).name.split("_")[1])
-    assert 8 <= reached < 40
+    assert 9 <= reached < 40
     run(train_args(config_file, audio_dir, killed, "--max-steps", "40", "--resume"))
     assert_same_training(tmp_path / "straight", killed)
 
@@ -116,11 +117,11 @@ def test_a_kill_while_a_checkpoint_is_written_leaves_no_half_checkpoint(tmp_path
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     root = killed / "checkpoints"
-    half = list(root.glob(".step_00000008.*.tmp"))
+    half = list(root.glob(".step_00000009.*.tmp"))
     assert half and (half[0] / STATE_FILE).is_file()          # the kill did land mid-write
-    assert [p.name for p in list_checkpoints(root)] == ["step_00000004"]
-    assert resolve_checkpoint(killed).name == "step_00000004"
-    assert (root / "latest").read_text().strip() == "step_00000004"
+    assert [p.name for p in list_checkpoints(root)] == ["step_00000003", "step_00000006"]
+    assert resolve_checkpoint(killed).name == "step_00000006"
+    assert (root / "latest").read_text().strip() == "step_00000006"
     Vocoder.from_checkpoint(killed, device="cpu")              # what is there loads
     run(train_args(config_file, audio_dir, killed, "--max-steps", "12", "--resume"))
     assert not list(root.glob(".*.tmp"))                      # the half-written one was cleaned up
@@ -131,7 +132,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, audio_dir, confi
     out = tmp_path / "run"
     log = tmp_path / "run.log"
     proc = start(train_args(config_file, audio_dir, out, "--max-steps", "100000"), log)
-    wait_for(out / "checkpoints" / "step_00000004", proc)
+    wait_for(out / "checkpoints" / "step_00000003", proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     text = log.read_text()

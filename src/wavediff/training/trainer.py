@@ -467,6 +467,8 @@ class Trainer:
                     if main and self.step % cfg.val_every == 0:
                         self._validate(writer, metrics, result)
                     if self.step % cfg.checkpoint_every == 0:
+                        if metrics is not None:
+                            metrics.flush()  # every step a checkpoint holds has its metrics line on disk
                         result.checkpoint = self.save()
                         last_saved = self.step
                     if out.stop:
@@ -499,6 +501,8 @@ class Trainer:
                 if failed is not None:
                     log.warning("%s at step %d; saving a checkpoint", type(failed).__name__, self.step)
                 # after an error another rank may be gone: save without collectives
+                if metrics is not None:
+                    metrics.flush()
                 result.checkpoint = self.save(collective=failed is None)
             if writer is not None:
                 writer.close()
