@@ -135,3 +135,32 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
                "--max-steps", "8", "--resume", "--set", f"train.micro_batch_size={micro}"])
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     assert relative_difference(a, b, start) < RELATIVE_TOLERANCE
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_two_node_command_trains_like_one_process(tmp_path, audio_dir, config_file, micro_config):
+    """The README's two-machine torchrun command, with both 'machines' on this one."""
+    start = Trainer(micro_config, audio_dir, tmp_path / "init", progress=False).model.state_dict()
+    train_cli(["--config", str(config_file), "--data", str(audio_dir), "--out", str(tmp_path / "one"),
+               "--max-steps", "4"])
+    port = _free_port()
+    nodes = []
+    for node in range(2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node),
+               "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+               "-m", "wavediff", "train", "--config", str(config_file), "--data", str(audio_dir),
+               "--out", str(tmp_path / "two"), "--max-steps", "4", "--device", "cpu", "--no-progress"]
+        nodes.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      stdin=subprocess.DEVNULL))
+    outputs = [p.communicate(timeout=300)[0] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert sum("2 process(es) on cpu" in o for o in outputs) == 1    # rank 0 (on one of the nodes) logs
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    assert relative_difference(a, b, start) < RELATIVE_TOLERANCE

@@ -14,6 +14,7 @@ and an unreadable entry is recomputed.
 """
 from __future__ import annotations
 
+import abc
 import copy
 import hashlib
 import json
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 Item = dict[str, torch.Tensor]
 
 
-class _Streamed(Dataset):
+class _Streamed(Dataset, abc.ABC):
     """Shared parts: the file list, per-file lengths after screening, replacement on failure."""
 
     def __init__(self, entries: list[AudioEntry], sample_rate: int) -> None:
@@ -51,9 +52,9 @@ class _Streamed(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    @abc.abstractmethod
     def check(self, index: int) -> AudioCheck:
         """Read file ``index`` whole once (and fill caches); raises :class:`BadAudio` if it must be skipped."""
-        raise NotImplementedError
 
     def set_lengths(self, num_samples: list[int]) -> None:
         """Lengths found by screening (see :meth:`check`), so items need not look them up again."""
@@ -73,8 +74,9 @@ class _Streamed(Dataset):
             raise WavediffError("no usable audio files are left")
         return out
 
+    @abc.abstractmethod
     def _item(self, index: int, generator: torch.Generator) -> Item:
-        raise NotImplementedError
+        """The tensors of item ``index``, its random choices drawn from ``generator``."""
 
     def __getitem__(self, key: tuple[int, int]) -> Item:
         """The item for a ``(index, seed)`` pair; ``seed`` (int64) and ``replaced`` ride along.
