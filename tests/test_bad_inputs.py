@@ -109,6 +109,16 @@ def test_a_file_that_breaks_during_training_is_replaced_and_counted(tmp_path, au
     assert result.final_step == 12 and trainer.input_report.counts["replaced"] > 0
 
 
+def test_a_manifest_listing_a_missing_file_trains_on_the_rest(tmp_path, audio_dir, micro_config):
+    names = sorted(p.name for p in audio_dir.glob("*.wav"))
+    (audio_dir / "list.tsv").write_text("path\n" + "".join(f"{n}\n" for n in names) + "deleted.wav\n")
+    with pytest.raises(WavediffError, match="lists 1 missing file"):
+        read_entries(audio_dir / "list.tsv")                       # elsewhere (e.g. evaluation) it is an error
+    trainer = Trainer(micro_config, audio_dir / "list.tsv", tmp_path / "run", progress=False)
+    assert trainer.input_report.counts["unreadable"] == 1
+    assert len(trainer.train_set) + len(trainer.val_set) == len(names)
+
+
 def test_no_usable_audio_is_one_clear_error(tmp_path, micro_config):
     folder = tmp_path / "all_bad"
     folder.mkdir()
@@ -212,11 +222,14 @@ def damaged_manifest(draw: st.DrawFn, names: list[str]) -> tuple[str, str]:
     suffix = draw(st.sampled_from([".tsv", ".csv", ".txt"]))
     if draw(st.booleans()):
         return suffix, draw(st.text(max_size=300))
-    sep = draw(st.sampled_from(["\t", ",", "|", ";"]))
-    columns = draw(st.lists(st.sampled_from(["path", "file", "label", "speaker", "", "wav", "digit"]),
-                            min_size=1, max_size=4))
-    cell = st.one_of(st.sampled_from(names), st.text(max_size=12), st.just("../../etc/passwd"), st.just("\x00"))
-    rows = draw(st.lists(st.lists(cell, min_size=0, max_size=5), max_size=6))
+    sep = draw(st.sampled_from(["\t", ",", "\t", ",", "|", ";"]))
+    columns = draw(st.lists(st.sampled_from(["file", "label", "speaker", "", "wav", "digit"]), max_size=3))
+    if draw(st.integers(0, 3)):                              # mostly a table with a path column
+        columns.insert(draw(st.integers(0, len(columns))), "path")
+    junk = st.one_of(st.text(max_size=12), st.just("../../etc/passwd"), st.just("\x00"), st.just(""))
+    cell = st.one_of(st.sampled_from(names), st.sampled_from(names), junk)
+    rows = draw(st.lists(st.lists(cell, min_size=len(columns), max_size=len(columns) + 1)
+                         | st.lists(cell, max_size=5), max_size=6))
     return suffix, "\n".join(sep.join(r) for r in [columns, *rows])
 
 
@@ -238,13 +251,22 @@ def test_fuzz_the_manifest_loaders(listed, manifest: tuple[str, str]) -> None:
     path = listed / f"list{suffix}"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     for reader in (read_entries, read_labelled_entries):
-        try:
-            entries = reader(path)
-        except WavediffError:
-            event(f"{reader.__name__}: refused")
-            continue
-        event(f"{reader.__name__}: {len(entries)} entries")
-        assert entries and all(e.path.is_file() for e in entries)
+        for missing in ("error", "keep"):
+            try:
+                entries = reader(path, missing=missing)
+            except WavediffError:
+                event(f"{reader.__name__}, missing={missing}: refused")
+                continue
+            event(f"{reader.__name__}, missing={missing}: read")
+            assert entries
+            if missing == "error":
+                assert all(e.path.is_file() for e in entries)
+            for entry in entries:                    # what the trainer's data check then does with each
+                try:
+                    audio, _ = read_training_audio(entry.path, SR)
+                    assert np.isfinite(audio).all()
+                except BadAudio as exc:
+                    assert exc.kind == "unreadable"
 
 
 @pytest.fixture(scope="module")

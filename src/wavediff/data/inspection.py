@@ -73,7 +73,11 @@ class AudioCheck:
 
 
 def _info(path: Path) -> sf._SoundFileInfo:
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except (OSError, ValueError) as exc:  # a name the OS cannot look up: NUL bytes, too long
+        raise BadAudio("unreadable", path, f"bad file name: {exc}") from None
+    if not exists:
         raise BadAudio("unreadable", path, "no such file")
     try:
         return sf.info(str(path))

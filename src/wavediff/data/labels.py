@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from wavediff.data.manifest import AudioEntry, read_entries
 from wavediff.errors import WavediffError
@@ -35,13 +35,13 @@ def label_from_path(path: Path, root: Path | None = None) -> str | None:
     return None
 
 
-def read_labelled_entries(source: str | Path) -> list[AudioEntry]:
+def read_labelled_entries(source: str | Path, *, missing: Literal["error", "keep"] = "error") -> list[AudioEntry]:
     """:func:`~wavediff.data.manifest.read_entries` with each entry's label filled in where the
     manifest, the file name or the label folder gives one (others keep ``None``)."""
     src = Path(source)
     root = src if src.is_dir() else None
     out = []
-    for entry in read_entries(src):
+    for entry in read_entries(src, missing=missing):
         label = entry.label if entry.label else label_from_path(entry.path, root)
         out.append(AudioEntry(entry.path, label))
     return out

@@ -5,6 +5,7 @@ import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from wavediff.audio.io import AUDIO_EXTENSIONS
 from wavediff.errors import WavediffError
@@ -21,7 +22,7 @@ class AudioEntry:
     label: str | None = None
 
 
-def read_entries(source: str | Path) -> list[AudioEntry]:
+def read_entries(source: str | Path, *, missing: Literal["error", "keep"] = "error") -> list[AudioEntry]:
     """List the audio of a folder (recursively, sorted) or of a manifest file.
 
     Manifests: ``.tsv``/``.csv`` with a header holding one of the columns
@@ -29,6 +30,9 @@ def read_entries(source: str | Path) -> list[AudioEntry]:
     paths relative to the manifest's folder; or LJSpeech's ``metadata.csv``
     (``ID|text|normalised text``, no header, audio in ``wavs/ID.wav``); or a ``.txt``
     list with one path per line.
+
+    A manifest that lists files that do not exist is refused (``missing='error'``), or they are
+    kept (``'keep'``) for the trainer's data check to skip and count as unreadable.
     """
     src = Path(source)
     if src.is_dir():
@@ -54,11 +58,14 @@ def read_entries(source: str | Path) -> list[AudioEntry]:
         entries = _read_ljspeech(root, lines, src)
     else:
         entries = _read_table(root, text, src)
-    missing = [e.path for e in entries if not _is_file(e.path)]
-    if missing:
+    absent = [e.path for e in entries if not _is_file(e.path)]
+    if absent and missing == "error":
         raise WavediffError(
-            f"manifest {str(src)!r} lists {len(missing)} missing file(s), first: {str(missing[0])!r}"
+            f"manifest {str(src)!r} lists {len(absent)} missing file(s), first: {str(absent[0])!r}"
         )
+    if len(absent) == len(entries):
+        raise WavediffError(f"none of the {len(entries)} files that manifest {str(src)!r} lists exists "
+                            f"(first: {str(absent[0])!r})")
     return entries
 
 

@@ -159,7 +159,8 @@ class Trainer:
         self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
                                         config.diffusion.beta_end)
         kind = config.model.conditioning
-        entries = read_entries(data) if kind == "mel" else read_labelled_entries(data)
+        # files a manifest lists but that are gone are skipped and counted by the data check
+        entries = read_entries(data, missing="keep") if kind == "mel" else read_labelled_entries(data, missing="keep")
         labels: list[int] | None = None
         if kind == "class":
             config, labels = _class_labels(config, entries, data)
