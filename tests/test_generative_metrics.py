@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from wavediff.cli import main
 from wavediff.errors import WavediffError

@@ -7,7 +7,6 @@ computed in torch so that they run batched on any device. The numbers of each pr
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -296,7 +296,7 @@ class InferenceEngine:
         its centre. ``bias (layers, 2C)`` and ``fill (layers, C)`` are this step's."""
         w0, w1, c0, c1 = window
         rows = w1 - w0
-        C, dt, dev = self.channels, self.dtype, self.device
+        C, dt = self.channels, self.dtype
         tile = self.tile_rows
         pads = self._pad_ranges(segments, w0, w1)
         ws = self.workspace

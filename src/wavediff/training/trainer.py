@@ -55,7 +55,7 @@ from wavediff.data.datasets import ClipDataset, VocoderDataset, screen
 from wavediff.data.inspection import InputReport
 from wavediff.data.labels import class_order, label_index, read_labelled_entries
 from wavediff.data.manifest import AudioEntry, read_entries, split_indices
-from wavediff.data.sampling import StepSampler, mix_seed, steps_per_epoch
+from wavediff.data.sampling import StepSampler, mix_seed
 from wavediff.diffusion.objective import diffusion_loss
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
@@ -152,7 +152,7 @@ class Trainer:
             raise WavediffError("train.precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         self.accumulation, self.micro_batch = _micro_batches(config.train.batch_size,
                                                              config.train.micro_batch_size, self.ctx.world_size)
-        self.workers = _default_workers(self.device, self.ctx) if workers is None else workers
+        self.workers = _default_workers(self.device) if workers is None else workers
         if self.workers < 0:
             raise WavediffError(f"workers={self.workers} must be >= 0")
         self.frontend = MelFrontend(config.mel)
@@ -567,7 +567,8 @@ def _micro_batches(batch_size: int, micro_batch_size: int, world_size: int) -> t
     return per_rank // micro, micro
 
 
-def _default_workers(device: torch.device, ctx: DistributedContext) -> int:
+def _default_workers(device: torch.device) -> int:
+    """0 on CPU (the model needs the cores); on GPUs up to 4 per process, leaving a core each."""
     if device.type != "cuda":
         return 0
     per_process = (os.cpu_count() or 1) // max(1, torch.cuda.device_count())
