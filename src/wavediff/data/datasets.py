@@ -132,6 +132,9 @@ class VocoderDataset(_Streamed):
         """``(num_frames · hop,)`` the whole padded utterance."""
         audio, check = read_training_audio(self.entries[index].path, self.sample_rate, min_samples=self.crop_samples)
         self.num_samples[index] = check.num_samples
+        return self._whole_frames(audio)
+
+    def _whole_frames(self, audio: np.ndarray) -> np.ndarray:
         n_frames = self.frontend.num_frames(audio.shape[0])
         return np.pad(audio, (0, max(0, n_frames * self.hop - audio.shape[0])))[: n_frames * self.hop]
 
@@ -151,17 +154,21 @@ class VocoderDataset(_Streamed):
         """``(n_mels, num_frames)`` mel of utterance ``index``: from the cache (memory-mapped), or
         computed (and cached)."""
         cached = self._cache_path(index)
-        if cached is not None and cached.is_file():
-            try:
-                mel = np.load(cached, mmap_mode="r" if mmap else None, allow_pickle=False)
-                if mel.ndim == 2 and mel.shape[0] == self.frontend.n_mels:
-                    return mel
-            except (OSError, ValueError) as exc:
-                log.warning("mel cache entry %s is unreadable (%s); recomputing it", cached, exc)
-        return self._compute_mel(index, cached)
+        mel = self._read_cache(cached, mmap)
+        return mel if mel is not None else self._compute_mel(self.audio(index), cached)
 
-    def _compute_mel(self, index: int, cached: Path | None) -> np.ndarray:
-        audio = self.audio(index)
+    def _read_cache(self, cached: Path | None, mmap: bool) -> np.ndarray | None:
+        if cached is None or not cached.is_file():
+            return None
+        try:
+            mel = np.load(cached, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("mel cache entry %s is unreadable (%s); recomputing it", cached, exc)
+            return None
+        return mel if mel.ndim == 2 and mel.shape[0] == self.frontend.n_mels else None
+
+    def _compute_mel(self, audio: np.ndarray, cached: Path | None) -> np.ndarray:
+        """The mel of padded ``audio``, stored in the cache entry ``cached`` (atomically) if given."""
         n_frames = self.frontend.num_frames(audio.shape[0])
         mel = self.frontend(torch.from_numpy(audio)).numpy()[:, :n_frames]
         mel = np.ascontiguousarray(mel, dtype=np.float32)
@@ -177,11 +184,13 @@ class VocoderDataset(_Streamed):
         return mel
 
     def check(self, index: int) -> AudioCheck:
-        """Read the utterance whole, compute its mel into the cache; the screening of one file."""
+        """Read the utterance whole (once) and compute its mel into the cache; the screening of one file."""
         audio, check = read_training_audio(self.entries[index].path, self.sample_rate,
                                            min_samples=self.crop_samples)
         self.num_samples[index] = check.num_samples
-        self.mel(index)
+        cached = self._cache_path(index)
+        if self._read_cache(cached, mmap=True) is None:
+            self._compute_mel(self._whole_frames(audio), cached)
         return check
 
     def crop(self, index: int, generator: torch.Generator | None = None,
