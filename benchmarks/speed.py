@@ -52,7 +52,8 @@ DEFAULT_VARIANTS = ["reference", "reference-cond", "engine-fp32", "engine-bf16",
 CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-compile": "fp32",
                   "engine-fp32": "fp32", "engine-bf16": "bf16", "engine-int8": "int8", "engine-bf16-int8w": "bf16",
                   "engine-bf16-chunk": "bf16", "engine-int8-chunk": "int8", "cli-bf16": "bf16",
-                  "cli-int8": "int8", "cli-int8-chunk": "int8"}
+                  "cli-int8": "int8", "cli-int8-chunk": "int8", "engine-fp32-stream": "fp32",
+                  "engine-bf16-stream": "bf16", "engine-int8-stream": "int8"}
 
 
 def gemm_peaks(threads: int) -> dict[str, float]:
@@ -157,7 +158,8 @@ def _worker(args: argparse.Namespace) -> None:
             precision = parts[1]
             vocoder = Vocoder(model, cfg, "cpu", precision=precision,
                               weights="int8" if "int8w" in parts else "float",
-                              chunk_seconds=args.chunk_seconds if "chunk" in parts else None)
+                              chunk_seconds=args.chunk_seconds if "chunk" in parts
+                              else "stream" if "stream" in parts else None)
         else:
             vocoder = Vocoder(model, cfg, "cpu", precision="fp32", chunk_seconds=None)
         mel = vocoder.mel(audio)

@@ -77,12 +77,14 @@ def test_vocode_precisions_and_chunks_give_the_same_audio(trained_run):
     outs = {}
     for name, flags in {"fp32": ["--precision", "fp32", "--chunk-seconds", "none"],
                         "chunked": ["--precision", "fp32", "--chunk-seconds", "0.1"],
+                        "stream": ["--precision", "fp32", "--chunk-seconds", "stream"],
                         "bf16": ["--precision", "bf16"]}.items():
         proc = wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / name), *flags)
         assert proc.returncode == 0, proc.stderr
         assert f"in {name if name == 'bf16' else 'fp32'}" in proc.stderr
         outs[name] = sf.read(root / name / "c1.wav")[0]
     assert np.abs(outs["fp32"] - outs["chunked"]).max() < 1e-4
+    assert np.abs(outs["fp32"] - outs["stream"]).max() < 1e-4
     assert 0 < np.abs(outs["fp32"] - outs["bf16"]).max() < 0.1
 
 

@@ -17,7 +17,7 @@ from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
 from wavediff.inference import FoldedDiffWave, InferenceEngine, quantize_int8
-from wavediff.inference.planning import one_pass_bytes, resolve_precision
+from wavediff.inference.planning import engine_mode, one_pass_bytes, resolve_precision
 from wavediff.models.diffwave import build_model
 from wavediff.pipelines import Vocoder, vocode_files
 
@@ -161,8 +161,12 @@ def test_auto_chunking_follows_the_memory_budget(small):
     assert one_pass_bytes(10 ** 6, cfg, "bf16") == 10 ** 6 * (6 * 32 * 2 + 3 * 16 * 2 + 8)
     assert one_pass_bytes(5 * 10 ** 6, cfg, "bf16") == 5 * 10 ** 6 * (80 * 2 + 3 * 16 * 2 + 8)   # mel, not projections
     assert one_pass_bytes(10 ** 7, cfg, "bf16") == 10 ** 7 * (3 * 16 * 2 + 8)                  # neither fits
-    assert vocoder.chunk_samples(40 * 256) is None
-    assert vocoder.chunk_samples(2_000_000) == 10 * SR
+    assert vocoder.chunk_samples(40 * 256) == "stream"            # auto on a CPU: streaming, whatever the length
+    assert vocoder.chunk_samples(10 ** 9) == "stream"
+    # auto on a GPU: one pass while it fits the budget, then 10 s windows
+    assert engine_mode("auto", "cuda", 40 * 256, cfg, "fp32", max_memory_gb=0.02) is None
+    assert engine_mode("auto", "cuda", 2_000_000, cfg, "fp32", max_memory_gb=0.02) == 10 * SR
+    assert engine_mode("stream", "cuda", 10 ** 9, cfg, "fp32") == "stream"
     assert Vocoder(model, cfg, chunk_seconds=0.5).chunk_samples(100) == SR // 2
     assert Vocoder(model, cfg, chunk_seconds=None).chunk_samples(10 ** 9) is None
 

@@ -31,21 +31,24 @@ def _add_inference(p: argparse.ArgumentParser, default_precision: str) -> None:
     p.add_argument("--weights", choices=["float", "int8"], default="float",
                    help="int8: round the residual stack's weights to per-channel int8 (default float)")
     p.add_argument("--chunk-seconds", default="auto",
-                   help="window of chunked inference in seconds, 'none' for one pass, or 'auto': one pass "
-                        "unless it needs more than --max-memory-gb, then 10 s windows (default auto)")
+                   help="'stream': every step and layer advance together through the audio (exact, bounded "
+                        "memory, fastest on a CPU); 'none': one pass; seconds: windows of that length with "
+                        "overlap; 'auto': stream on a CPU, elsewhere one pass unless it needs more than "
+                        "--max-memory-gb, then 10 s windows (default auto)")
     p.add_argument("--max-memory-gb", type=float, default=4.0,
-                   help="memory a one-pass batch may take before 'auto' chunks it (default 4)")
+                   help="memory a one-pass batch may take before 'auto' chunks it on a GPU (default 4)")
 
 
 def _chunk_seconds(raw: str) -> float | None | str:
-    if raw in ("auto", "none"):
-        return None if raw == "none" else "auto"
+    if raw in ("auto", "none", "stream"):
+        return None if raw == "none" else raw
     try:
         value = float(raw)
     except ValueError:
-        raise WavediffError(f"--chunk-seconds={raw!r} is not allowed; give seconds > 0, 'auto' or 'none'") from None
+        raise WavediffError(f"--chunk-seconds={raw!r} is not allowed; give seconds > 0, 'auto', 'stream' or "
+                            "'none'") from None
     if not value > 0:
-        raise WavediffError(f"--chunk-seconds={raw!r} must be > 0 (or 'auto', 'none')")
+        raise WavediffError(f"--chunk-seconds={raw!r} must be > 0 (or 'auto', 'stream', 'none')")
     return value
 
 

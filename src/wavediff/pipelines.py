@@ -25,7 +25,7 @@ from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import SamplingSchedule, align_schedule, linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
 from wavediff.inference import InferenceEngine
-from wavediff.inference.planning import AUTO_CHUNK_SECONDS, DEFAULT_MAX_MEMORY_GB, one_pass_bytes, resolve_precision
+from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB, engine_mode, resolve_precision
 from wavediff.models.diffwave import DiffWave, build_model
 from wavediff.training.checkpoint import check_state_matches, load_config_file, load_weights, resolve_checkpoint
 
@@ -86,16 +86,17 @@ class Vocoder(_Pipeline):
         super().__init__(model, config, device)
         self.frontend = MelFrontend(config.mel, device=self.device)
         self.precision = resolve_precision(precision, self.device)
-        if isinstance(chunk_seconds, str) and chunk_seconds != "auto":
-            raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None or 'auto'")
+        if isinstance(chunk_seconds, str) and chunk_seconds not in ("auto", "stream"):
+            raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None, 'stream' "
+                                "or 'auto'")
         if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
-            raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'auto')")
+            raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'stream', 'auto')")
         if not max_memory_gb > 0:
             raise WavediffError(f"max_memory_gb={max_memory_gb} must be > 0")
         self.chunk_seconds = chunk_seconds
         self.max_memory_gb = max_memory_gb
         self.weights = weights
-        self._engines: dict[int | None, InferenceEngine] = {}
+        self._engines: dict[int | str | None, InferenceEngine] = {}
 
     @property
     def hop_length(self) -> int:
@@ -131,25 +132,18 @@ class Vocoder(_Pipeline):
                 + (" (values in [0, 1] look like a dB-normalised diffwave mel)" if lo >= 0 and hi <= 1 else "")
             )
 
-    def chunk_samples(self, total_samples: int) -> int | None:
-        """The engine window for a batch of ``total_samples``: ``None`` (one pass, conditioner
-        cached for all steps) unless ``chunk_seconds`` is set, or is ``'auto'`` and one pass
-        would need more than ``max_memory_gb``."""
-        if self.chunk_seconds is None:
-            return None
-        if self.chunk_seconds == "auto":
-            need = one_pass_bytes(total_samples, self.config, self.precision)
-            if need <= self.max_memory_gb * 2 ** 30:
-                return None
-            return int(AUTO_CHUNK_SECONDS * self.sample_rate)
-        return max(1, int(round(float(self.chunk_seconds) * self.sample_rate)))
+    def chunk_samples(self, total_samples: int) -> int | str | None:
+        """How the engine covers a batch of ``total_samples`` (see :func:`~wavediff.inference.planning.engine_mode`)."""
+        return engine_mode(self.chunk_seconds, self.device.type, total_samples, self.config, self.precision,
+                           self.max_memory_gb)
 
     def engine(self, total_samples: int) -> InferenceEngine:
         """The inference engine for a batch of ``total_samples`` (built once per window size)."""
         chunk = self.chunk_samples(total_samples)
         if chunk not in self._engines:
-            self._engines[chunk] = InferenceEngine(self.model, precision=self.precision, weights=self.weights,
-                                                   device=self.device, chunk_samples=chunk)
+            self._engines[chunk] = InferenceEngine(
+                self.model, precision=self.precision, weights=self.weights, device=self.device,
+                chunk_samples=None if chunk == "stream" else chunk, streaming=chunk == "stream")
         return self._engines[chunk]
 
     @torch.inference_mode()

@@ -1,4 +1,4 @@
-"""Choices the engine's callers make: precision for a device, one pass or chunks."""
+"""Choices the engine's callers make: precision for a device; streaming, one pass or chunks."""
 from __future__ import annotations
 
 import functools
@@ -59,3 +59,25 @@ def one_pass_bytes(total_samples: int, config: RunConfig, precision: str,
     mel = total_samples * config.mel.n_mels * size
     kept = projections if projections <= cache_bytes else (mel if mel <= cache_bytes else 0)
     return total_samples * (3 * m.residual_channels * size + 8) + kept
+
+
+def engine_mode(chunk_seconds: float | str | None, device_type: str, total_samples: int, config: RunConfig,
+                precision: str, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> int | str | None:
+    """How the engine covers a batch of ``total_samples``.
+
+    ``"stream"``: every step and layer advance together (exact, each conditioner projection
+    computed once, bounded memory; the fastest on a CPU), for ``chunk_seconds='stream'`` and
+    for ``'auto'`` on a CPU. ``None``: one pass, for ``chunk_seconds=None`` and for ``'auto'``
+    on other devices (few large kernels suit a GPU) while one pass needs at most
+    ``max_memory_gb``. A window in samples: ``chunk_seconds`` given, or ``'auto'`` beyond that
+    memory (10 s windows)."""
+    if chunk_seconds is None:
+        return None
+    if chunk_seconds == "stream" or (chunk_seconds == "auto" and device_type == "cpu"):
+        return "stream"
+    rate = config.mel.sample_rate
+    if chunk_seconds == "auto":
+        if one_pass_bytes(total_samples, config, precision) <= max_memory_gb * 2 ** 30:
+            return None
+        return int(AUTO_CHUNK_SECONDS * rate)
+    return max(1, int(round(float(chunk_seconds) * rate)))

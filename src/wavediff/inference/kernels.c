@@ -1,0 +1,209 @@
+/* wavediff native CPU kernels: the elementwise work of a DiffWave layer in one pass each.
+ *
+ * Built on first use by wavediff.inference.native (cc -O3 -march=native -fopenmp) and
+ * called through ctypes with raw pointers; no Python or torch headers. OpenMP resolves to
+ * the runtime torch has already loaded (libgomp.so.1), so torch.set_num_threads applies.
+ *
+ * bfloat16 values are the top 16 bits of a float32; conversion back rounds to nearest,
+ * ties to even, as torch does.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BLOCK 4096   /* elements a thread takes at a time in the flat kernels */
+
+static inline float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* exp(-a) for a >= 0: 2^k * 2^f with k = round(-a log2 e), |f| <= 1/2, and Cephes' degree-6
+ * polynomial for 2^f (relative error about 2e-7). a is clamped at 87 (exp(-87) ~ 1.6e-38). */
+static inline float exp_neg(float a) {
+    float t = fminf(a, 87.0f) * -1.44269504088896341f;
+    float k = rintf(t);
+    float f = t - k;
+    float p = 1.535336188319500e-4f;
+    p = p * f + 1.339887440266574e-3f;
+    p = p * f + 9.618437357674640e-3f;
+    p = p * f + 5.550332471162809e-2f;
+    p = p * f + 2.402264791363012e-1f;
+    p = p * f + 6.931472028550421e-1f;
+    p = p * f + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return p * s;
+}
+
+static inline float sigmoid(float x) {
+    float e = exp_neg(fabsf(x));
+    float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#define WD_AVX512 1
+
+static inline __m512 load_bf16x16(const uint16_t *p) {
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline void store_bf16x16(uint16_t *p, __m512 v) {   /* round to nearest, ties to even */
+    __m512i u = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    u = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+}
+
+static inline __m512 exp_neg16(__m512 a) {   /* exp_neg() on 16 lanes; 2^k applied by scalef */
+    __m512 t = _mm512_mul_ps(_mm512_min_ps(a, _mm512_set1_ps(87.0f)), _mm512_set1_ps(-1.44269504088896341f));
+    __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(t, k);
+    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, k);
+}
+
+static inline __m512 sigmoid16(__m512 x) {
+    __m512 e = exp_neg16(_mm512_abs_ps(x));
+    __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e);   /* in [1, 2]: 1/d by rcp14 and one Newton step */
+    __m512 r = _mm512_rcp14_ps(d);
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+    __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mul_ps(r, negative, e, r);
+}
+#endif
+
+/* 1 when the vector paths were compiled in (the scalar ones are slower than torch). */
+int wd_vectorized(void) {
+#ifdef WD_AVX512
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* g[i, c] = a + value * a * b with a = sigmoid(u[i, c]), b = sigmoid(u[i, C + c]), u = y + cond
+ * (u = y when cond is NULL). y: (rows, 2C) bf16 contiguous; g: (rows, C) bf16 contiguous; cond:
+ * rows [0, split) at cond, rows [split, rows) at cond_rest (both (., 2C) contiguous; a ring's
+ * rows that wrap around its end). */
+void wd_gate_bf16(const uint16_t *restrict y, const uint16_t *restrict cond, const uint16_t *restrict cond_rest,
+                  int64_t split, uint16_t *restrict g, int64_t rows, int64_t channels, float value) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        const uint16_t *restrict yr = y + i * 2 * channels;
+        const uint16_t *restrict cr = !cond ? 0 : i < split ? cond + i * 2 * channels
+                                                            : cond_rest + (i - split) * 2 * channels;
+        uint16_t *restrict gr = g + i * channels;
+        int64_t c = 0;
+#ifdef WD_AVX512
+        __m512 v = _mm512_set1_ps(value);
+        if (cr) {
+            for (; c + 16 <= channels; c += 16) {
+                __m512 a = sigmoid16(_mm512_add_ps(load_bf16x16(yr + c), load_bf16x16(cr + c)));
+                __m512 b = sigmoid16(_mm512_add_ps(load_bf16x16(yr + channels + c), load_bf16x16(cr + channels + c)));
+                store_bf16x16(gr + c, _mm512_fmadd_ps(_mm512_mul_ps(v, a), b, a));
+            }
+        } else {
+            for (; c + 16 <= channels; c += 16) {
+                __m512 a = sigmoid16(load_bf16x16(yr + c));
+                __m512 b = sigmoid16(load_bf16x16(yr + channels + c));
+                store_bf16x16(gr + c, _mm512_fmadd_ps(_mm512_mul_ps(v, a), b, a));
+            }
+        }
+#endif
+        for (; c < channels; c++) {
+            float ua = bf16_to_f32(yr[c]) + (cr ? bf16_to_f32(cr[c]) : 0.0f);
+            float ub = bf16_to_f32(yr[channels + c]) + (cr ? bf16_to_f32(cr[channels + c]) : 0.0f);
+            float a = sigmoid(ua), b = sigmoid(ub);
+            gr[c] = f32_to_bf16(a + value * a * b);
+        }
+    }
+}
+
+/* The same on float32 (rows, 2C) -> (rows, C). */
+void wd_gate_f32(const float *restrict y, float *restrict g, int64_t rows, int64_t channels, float value) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        const float *restrict yr = y + i * 2 * channels;
+        float *restrict gr = g + i * channels;
+        int64_t c = 0;
+#ifdef WD_AVX512
+        __m512 v = _mm512_set1_ps(value);
+        for (; c + 16 <= channels; c += 16) {
+            __m512 a = sigmoid16(_mm512_loadu_ps(yr + c));
+            __m512 b = sigmoid16(_mm512_loadu_ps(yr + channels + c));
+            _mm512_storeu_ps(gr + c, _mm512_fmadd_ps(_mm512_mul_ps(v, a), b, a));
+        }
+#endif
+        for (; c < channels; c++) {
+            float a = sigmoid(yr[c]);
+            float b = sigmoid(yr[channels + c]);
+            gr[c] = a + value * a * b;
+        }
+    }
+}
+
+/* max |x| over n bf16 values. */
+float wd_absmax_bf16(const uint16_t *restrict x, int64_t n) {
+    float m = 0.0f;
+    int64_t blocks = n / BLOCK;
+#pragma omp parallel for schedule(static) reduction(max : m)
+    for (int64_t b = 0; b <= blocks; b++) {
+        int64_t i = b * BLOCK, end = b == blocks ? n : i + BLOCK;
+#ifdef WD_AVX512
+        __m512 acc = _mm512_setzero_ps();
+        for (; i + 16 <= end; i += 16)
+            acc = _mm512_max_ps(acc, _mm512_abs_ps(load_bf16x16(x + i)));
+        float part = _mm512_reduce_max_ps(acc);
+        m = part > m ? part : m;
+#endif
+        for (; i < end; i++) {
+            float v = fabsf(bf16_to_f32(x[i]));
+            m = v > m ? v : m;
+        }
+    }
+    return m;
+}
+
+/* q[i] = clamp(rint(x[i] * inv_scale) + zero_point, 0, 255) for n bf16 values. */
+void wd_quantize_bf16_u8(const uint16_t *restrict x, uint8_t *restrict q, int64_t n, float inv_scale, float zero_point) {
+    int64_t blocks = n / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b <= blocks; b++) {
+        int64_t i = b * BLOCK, end = b == blocks ? n : i + BLOCK;
+#ifdef WD_AVX512
+        __m512 s = _mm512_set1_ps(inv_scale), z = _mm512_set1_ps(zero_point);
+        __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+        for (; i + 16 <= end; i += 16) {
+            __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(load_bf16x16(x + i), s),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, z), lo), hi);
+            _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
+        }
+#endif
+        for (; i < end; i++) {
+            float v = rintf(bf16_to_f32(x[i]) * inv_scale) + zero_point;
+            v = fminf(fmaxf(v, 0.0f), 255.0f);
+            q[i] = (uint8_t)(int32_t)v;
+        }
+    }
+}

@@ -1,0 +1,177 @@
+"""Native CPU kernels for the engine's elementwise work, built on first use and cached.
+
+torch runs a DiffWave layer's gate as two passes over the conv output (``sigmoid_``, then
+``addcmul``) and quantizes an int8 conv input in three (``float()``, ``aminmax``,
+``quantize_per_tensor``). :file:`kernels.c` does each in one pass with a vectorised
+sigmoid; on the 2-core development machine that is most of a layer's non-GEMM time (see
+the README's speed table for the measured gain).
+
+The C file is compiled once per machine with the system C compiler (``$CC``, else ``cc``
+or ``gcc``; ``-O3 -march=native -fopenmp``) into ``$WAVEDIFF_CACHE`` (default
+``~/.cache/wavediff``), in a file named by a hash of the source, the flags, the compiler
+and the CPU, and loaded with :mod:`ctypes`. OpenMP binds to the ``libgomp.so.1`` torch has
+already loaded, so ``torch.set_num_threads`` governs it too.
+
+Everything here is optional: with no compiler, a failed build, a non-x86/Linux system or
+``WAVEDIFF_NATIVE=0``, :func:`load` returns ``None`` (logged once) and the engine uses the
+torch operations, which stay the reference the kernels are tested against.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"]
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: ``$WAVEDIFF_CACHE``, else ``$XDG_CACHE_HOME/wavediff``
+    or ``~/.cache/wavediff``."""
+    if os.environ.get("WAVEDIFF_CACHE"):
+        return Path(os.environ["WAVEDIFF_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wavediff"
+
+
+def _compiler() -> str | None:
+    for name in [os.environ.get("CC"), "cc", "gcc", "clang"]:
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_signature() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+class NativeKernels:
+    """The loaded library with typed wrappers taking tensors."""
+
+    def __init__(self, path: Path) -> None:
+        lib = ctypes.CDLL(str(path))
+        p, i64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+        lib.wd_gate_bf16.argtypes = [p, p, p, i64, p, i64, i64, f32]
+        lib.wd_gate_bf16.restype = None
+        lib.wd_gate_f32.argtypes = [p, p, i64, i64, f32]
+        lib.wd_gate_f32.restype = None
+        lib.wd_absmax_bf16.argtypes = [p, i64]
+        lib.wd_absmax_bf16.restype = f32
+        lib.wd_quantize_bf16_u8.argtypes = [p, p, i64, f32, f32]
+        lib.wd_quantize_bf16_u8.restype = None
+        lib.wd_vectorized.argtypes = []
+        lib.wd_vectorized.restype = ctypes.c_int
+        self.vectorized = bool(lib.wd_vectorized())
+        self.lib = lib
+        self.path = path
+
+    def gate(self, y: torch.Tensor, out: torch.Tensor, value: float,
+             cond: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``out (n, C) = a + value * a * b``, ``a, b = sigmoid(u[:, :C]), sigmoid(u[:, C:])``,
+        ``u = y + cond`` (``u = y`` without ``cond``), for contiguous CPU ``y (n, 2C)`` in bf16
+        or fp32 (``out`` and ``cond`` the same dtype; ``cond`` in bf16 only). ``cond`` may be two
+        contiguous pieces whose rows follow each other."""
+        n, c2 = y.shape
+        if not (y.is_contiguous() and out.is_contiguous() and y.dtype == out.dtype and out.shape == (n, c2 // 2)):
+            raise ValueError(f"gate: y {tuple(y.shape)} {y.dtype} and out {tuple(out.shape)} {out.dtype} "
+                             "must be contiguous (n, 2C) and (n, C) of one dtype")
+        if y.dtype == torch.bfloat16:
+            pieces = () if cond is None else (cond,) if isinstance(cond, torch.Tensor) else tuple(cond)
+            if pieces and not (all(c.is_contiguous() and c.dtype == y.dtype and c.shape[1:] == y.shape[1:]
+                                   for c in pieces) and sum(c.shape[0] for c in pieces) == n):
+                raise ValueError(f"gate: cond {[tuple(c.shape) for c in pieces]} must be contiguous rows like y "
+                                 f"{tuple(y.shape)}, {n} in all")
+            first = pieces[0] if pieces else None
+            rest = pieces[1] if len(pieces) > 1 else first
+            self.lib.wd_gate_bf16(y.data_ptr(), None if first is None else first.data_ptr(),
+                                  None if rest is None else rest.data_ptr(), n if first is None else first.shape[0],
+                                  out.data_ptr(), n, c2 // 2, value)
+        elif y.dtype == torch.float32 and cond is None:
+            self.lib.wd_gate_f32(y.data_ptr(), out.data_ptr(), n, c2 // 2, value)
+        else:
+            raise ValueError(f"gate: dtype {y.dtype} (cond {'given' if cond is not None else 'none'}) is not one of "
+                             "bf16 with or without cond, fp32 without")
+        return out
+
+    def quantize(self, x: torch.Tensor, out: torch.Tensor, zero_point: int) -> float:
+        """Quantize contiguous bf16 ``x`` into uint8 ``out`` (same shape) with scale
+        ``max|x| / 127`` (at least 1e-12 / 127) around ``zero_point``; returns the scale."""
+        if not (x.is_contiguous() and out.is_contiguous() and x.dtype == torch.bfloat16 and out.dtype == torch.uint8
+                and out.shape == x.shape):
+            raise ValueError(f"quantize: x {tuple(x.shape)} {x.dtype} must be contiguous bf16 and out "
+                             f"{tuple(out.shape)} {out.dtype} contiguous uint8 of the same shape")
+        n = x.numel()
+        scale = max(float(self.lib.wd_absmax_bf16(x.data_ptr(), n)), 1e-12) / 127.0
+        # 1/scale in float32 as torch (fbgemm) computes it, so the rounding is the same as quantize_per_tensor's
+        inverse = float(np.float32(1.0) / np.float32(scale))
+        self.lib.wd_quantize_bf16_u8(x.data_ptr(), out.data_ptr(), n, inverse, float(zero_point))
+        return scale
+
+
+def _build(source: bytes, target: Path, compiler: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src = Path(tmp) / "kernels.c"
+        src.write_bytes(source)
+        out = Path(tmp) / target.name
+        done = subprocess.run([compiler, *FLAGS, str(src), "-o", str(out), "-lm"], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-500:]}")
+        os.replace(out, target)   # atomic: concurrent builders each write their own temporary
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> NativeKernels | None:
+    """The native kernels, built if needed; ``None`` where they cannot be had (see module doc)."""
+    if os.environ.get("WAVEDIFF_NATIVE", "1") == "0":
+        log.info("native kernels disabled (WAVEDIFF_NATIVE=0); using torch operations")
+        return None
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        log.info("native kernels are built on x86-64 Linux only (this is %s %s); using torch operations",
+                 platform.system(), platform.machine())
+        return None
+    compiler = _compiler()
+    if compiler is None:
+        log.info("no C compiler found ($CC, cc, gcc, clang); using torch operations for the gate and int8 "
+                 "quantization (slower)")
+        return None
+    source = resources.files("wavediff.inference").joinpath("kernels.c").read_bytes()
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(), version.encode(),
+                                     _cpu_signature().encode()])).hexdigest()[:16]
+    target = cache_dir() / f"kernels-{key}.so"
+    try:
+        if not target.exists():
+            log.info("building native kernels into %s", target)
+            _build(source, target, compiler)
+        kernels = NativeKernels(target)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        log.warning("native kernels unavailable (%s); using torch operations", err)
+        return None
+    if not kernels.vectorized:   # the scalar fallbacks are slower than torch's vectorised operations
+        log.info("this CPU has no AVX-512 for the native kernels; using torch operations")
+        return None
+    return kernels

@@ -1,0 +1,329 @@
+"""Streaming inference: every diffusion step and every layer advance through the audio together.
+
+One network pass reaches ``R = (kernel-1)/2 * sum(dilations)`` samples each way (3,069 for
+``base``), so step ``k`` of the reverse chain can produce its output up to ``R`` samples
+behind the rows step ``k-1`` has finished, and inside a step layer ``l`` can produce rows
+up to its dilation ``d_l`` behind layer ``l-1``. The run advances in blocks of ``B`` rows;
+after block ``j`` the output of layer ``l`` of step ``k`` is complete up to row::
+
+    front(j, k, l) = clamp((j + 1) * B - k * R - (d_0 + ... + d_l), 0, T)
+
+Each layer keeps the last ``2 d_l`` rows of its input between blocks (its *context*), so
+every row of every layer at every step is computed exactly once, with the same
+arithmetic as one pass over the whole batch (the output equals it to float rounding,
+tested). Rows before the layout and after its end are padding: the conv sees the layer's
+padding value there, as in one pass.
+
+What this buys, against one pass and against chunks with overlap:
+- every layer's conditioner projection is computed **once per utterance** (at step 0) and
+  kept only until the last step has used it, ``B + (S-1) R`` rows a layer in a ring
+  buffer; one pass keeps it for the whole utterance (1 kB a sample for ``base``) or
+  projects it again at every step;
+- no row is computed twice (chunks recompute ``2R`` rows of overlap a window and step);
+- memory does not grow with the length: every buffer is a ring of at most
+  ``B + (S-1) R`` rows; the noise of every step is drawn piece by piece from a copy of the
+  generator placed where one whole draw would start (:class:`NoiseCursor`), so a given
+  generator yields the same samples as :func:`~wavediff.diffusion.samplers.sample`. What
+  grows with length is the input mel and the output, 4 bytes a sample.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+if TYPE_CHECKING:   # the engine imports this module
+    from wavediff.diffusion.schedule import SamplingSchedule
+    from wavediff.inference.engine import InferenceEngine, _Segment
+
+NOISE_PIECE = 65536   # a multiple of 16: see piece_sizes
+SKIP_PERIODS = 4      # the skip sums' ring holds this many periods: a wrap-around every 4th tile at most
+
+
+def piece_sizes(length: int, piece: int = NOISE_PIECE) -> list[int]:
+    """Sizes whose consecutive ``torch.randn`` draws equal one draw of ``length`` on the CPU.
+
+    torch's CPU normal sampler fills a tensor in groups of 16 (Box-Muller on 8 uniform
+    pairs) and redraws the last 16 when the size is not a multiple of 16. Pieces that are
+    multiples of 16, with a last piece of at least 16, consume the generator exactly as one
+    draw does (tested against one draw)."""
+    if piece % 16 or piece < 16:
+        raise ValueError(f"piece={piece} must be a positive multiple of 16")
+    sizes, left = [], length
+    while left > 0:
+        n = left if left - piece < 16 else piece
+        sizes.append(n)
+        left -= n
+    return sizes
+
+
+def _clone(generator: torch.Generator) -> torch.Generator:
+    copy = torch.Generator(device=generator.device)
+    copy.set_state(generator.get_state())
+    return copy
+
+
+class NoiseCursor:
+    """One ``torch.randn((1, length))`` draw handed out a few samples at a time.
+
+    Holds its own copy of the generator, placed where the whole draw would start, and at
+    most :data:`NOISE_PIECE` + 15 drawn samples."""
+
+    def __init__(self, generator: torch.Generator, length: int) -> None:
+        self.generator = generator
+        self.sizes = iter(piece_sizes(length))
+        self.buffer = torch.empty(0)
+        self.used = 0
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next ``n`` samples ``(n,)`` fp32."""
+        parts = []
+        while n > 0:
+            if self.used == self.buffer.numel():
+                size = next(self.sizes)   # StopIteration here means more was taken than the draw holds
+                self.buffer = torch.randn((1, size), generator=self.generator, dtype=torch.float32)[0]
+                self.used = 0
+            m = min(n, self.buffer.numel() - self.used)
+            parts.append(self.buffer[self.used:self.used + m])
+            self.used += m
+            n -= m
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def place_cursors(draws: Sequence[tuple[torch.Generator, int]]) -> list[NoiseCursor]:
+    """A cursor for each ``(generator, length)`` draw, in the order they would be made.
+
+    Each generator is advanced past its draws (piece by piece, nothing kept), so it ends
+    in the state the whole draws would leave it in."""
+    cursors = []
+    for generator, length in draws:
+        cursors.append(NoiseCursor(_clone(generator), length))
+        for size in piece_sizes(length):
+            torch.randn((1, size), generator=generator, dtype=torch.float32)
+    return cursors
+
+
+def split_rows(a: int, b: int, tile: int) -> list[tuple[int, int]]:
+    """``[a, b)`` cut into consecutive pieces of at most ``tile`` rows."""
+    return [(t, min(b, t + tile)) for t in range(a, b, tile)]
+
+
+class RingRows:
+    """Rows of an endless ``(rows, width)`` sequence kept in a ``(capacity, width)`` buffer:
+    row ``r`` lives at ``r % capacity``.
+
+    Rows that wrap around the buffer's end are read through a scratch tile and written in
+    two pieces, so the kernels always see whole tiles: oneDNN builds a kernel for every
+    new shape, and tiles cut at the wrap made the run 1.5x slower (measured)."""
+
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+        self.capacity = data.shape[0]
+
+    def _pieces(self, a: int, b: int) -> tuple[int, int]:
+        if b - a > self.capacity:
+            raise AssertionError(f"rows [{a}, {b}) exceed the ring's capacity {self.capacity}")
+        i = a % self.capacity
+        return i, min(b - a, self.capacity - i)
+
+    def view(self, a: int, b: int) -> torch.Tensor | None:
+        """Rows ``[a, b)`` in place, or ``None`` where they wrap around."""
+        i, first = self._pieces(a, b)
+        return self.data[i:i + first] if first == b - a else None
+
+    def pieces(self, a: int, b: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``[a, b)`` in place: one view, or two where they wrap around."""
+        i, first = self._pieces(a, b)
+        if first == b - a:
+            return self.data[i:i + first]
+        return self.data[i:], self.data[:b - a - first]
+
+    def read(self, a: int, b: int, scratch: torch.Tensor) -> torch.Tensor:
+        """Rows ``[a, b)``: a view, or a copy in ``scratch`` where they wrap around."""
+        i, first = self._pieces(a, b)
+        if first == b - a:
+            return self.data[i:i + first]
+        out = scratch[:b - a]
+        out[:first] = self.data[i:]
+        out[first:] = self.data[:b - a - first]
+        return out
+
+    def write(self, a: int, values: torch.Tensor, accumulate: bool = False) -> None:
+        """Store (or add) ``values (n, ...)`` as rows ``[a, a + n)``."""
+        n = values.shape[0]
+        i, first = self._pieces(a, a + n)
+        for dst, src in ((self.data[i:i + first], values[:first]), (self.data[:n - first], values[first:])):
+            if src.shape[0]:
+                dst.add_(src) if accumulate else dst.copy_(src)
+
+
+def padding_ranges(segments: Sequence["_Segment"], a: int, b: int) -> list[tuple[int, int]]:
+    """Rows of ``[a, b)`` outside every segment (segments sorted by start)."""
+    out, prev = [], a
+    for seg in segments:
+        if seg.stop <= a:
+            continue
+        if seg.start >= b:
+            break
+        if seg.start > prev:
+            out.append((prev, seg.start))
+        prev = max(prev, seg.stop)
+    if prev < b:
+        out.append((prev, b))
+    return out
+
+
+def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segments: Sequence["_Segment"],
+                 total: int, chain: "SamplingSchedule", starts: Sequence[torch.Tensor | NoiseCursor],
+                 noise: dict[tuple[int, int], NoiseCursor], block_rows: int) -> list[torch.Tensor]:
+    """Run the reverse chain over the layout, streaming; returns each segment's ``(L_i,)`` fp32 output.
+
+    Args:
+        engine: supplies the folded layers, the conv and the workspace.
+        mels, segments, total: the utterances' mels and their layout rows (``total`` rows).
+        chain: the sampling schedule, ``S = chain.num_steps`` steps.
+        starts: per segment index, ``x_S`` as a ``(L_i,)`` tensor or a cursor to draw it from.
+        noise: ``(s, segment index)`` -> cursor of step ``s``'s noise, for ``s = S-1 .. 1``.
+        block_rows: ``B``, rows every stream advances per block.
+    """
+    S, layers = chain.num_steps, engine.layers
+    L, C, dt, dev = len(layers), engine.channels, engine.dtype, engine.device
+    dil = [layer.dilation for layer in layers]
+    reach = list(itertools.accumulate(dil))   # reach[l] = d_0 + ... + d_l
+    R = reach[-1]
+    B = block_rows
+    period = min(total, B + max(S - 1, 1) * R)   # the longest span of rows any ring must hold
+    tile = min(engine.tile_rows, B)
+    ws = engine.workspace
+    biases, fills = engine.folded.step_constants(chain.steps)
+    biases, fills = biases.to(dev, dt), fills.to(dev, dt)
+    etas, gbars, sigmas = chain.etas.tolist(), chain.alphas_cumprod.tolist(), chain.sigmas.tolist()
+
+    xs = [RingRows(ws.get(f"stream_x{k}", (period,), torch.float32)) for k in range(S)]
+    # the skip sums wrap at every tile of some layer unless their ring is long (64 B a row more)
+    skips = [RingRows(ws.get(f"stream_skip{k}", (min(total, SKIP_PERIODS * period), C), dt)) for k in range(S)]
+    conds = [RingRows(ws.get(f"stream_cond{l}", (period, 2 * C), dt)) for l in range(L)]
+    mel_ring = RingRows(ws.get("stream_mel", (period, engine.folded.n_mels), dt))
+    context = ws.get("stream_context", (S, 2 * R, C), dt)
+    offsets = [0] + [2 * r for r in reach[:-1]]   # layer l's context: rows [offsets[l], offsets[l] + 2 d_l)
+    for k in range(S):
+        for l in range(L):
+            context[k, offsets[l]:offsets[l] + 2 * dil[l]] = fills[S - 1 - k][l]
+    width = 3 * max(dil) + B
+    work = [ws.get("stream_a", (width, C), dt), ws.get("stream_b", (width, C), dt)]
+    ybuf = ws.get("conv_out", (tile, 2 * C), dt)
+    gate = ws.get("gate", (tile, C), dt)
+    wide = ws.get("stream_wrap_wide", (tile, 2 * C), dt)         # tiles that wrap around a ring
+    narrow = ws.get("stream_wrap_narrow", (tile, C), dt)
+    mel_tile = ws.get("stream_wrap_mel", (tile, engine.folded.n_mels), dt)
+    x_tile = ws.get("stream_wrap_x", (tile,), torch.float32)
+    outputs = [torch.empty(seg.length, dtype=torch.float32, device=dev) for seg in segments]
+
+    def front(j: int, k: int, l: int) -> int:
+        """Rows of layer ``l``'s output (``-1``: the step's input) complete after block ``j``."""
+        return min(max((j + 1) * B - k * R - (reach[l] if l >= 0 else 0), 0), total)
+
+    def write_segments(a: int, b: int, dest: torch.Tensor, values, zero_padding: bool) -> None:
+        """``dest`` holds rows ``[a, b)``; ``values(seg, lo, hi)`` gives a segment's rows ``[lo, hi)``."""
+        for seg in segments:
+            lo, hi = max(a, seg.start), min(b, seg.stop)
+            if lo < hi:
+                dest[lo - a:hi - a] = values(seg, lo, hi)
+        if zero_padding:
+            for p0, p1 in padding_ranges(segments, a, b):
+                dest[p0 - a:p1 - a] = 0.0
+
+    def start_rows(seg, lo: int, hi: int) -> torch.Tensor:
+        src = starts[seg.index]
+        if isinstance(src, NoiseCursor):
+            return src.take(hi - lo).to(dev)
+        return src[lo - seg.start:hi - seg.start]
+
+    j = 0
+    while True:
+        # the upsampled mel and every layer's conditioner, for the rows step 0 reaches in this block
+        for a, b in split_rows(front(j - 1, 0, 0), front(j, 0, 0), tile):
+            mel_ring.write(a, engine._upsample_into(mels, segments, a, b, mel_tile[:b - a]))
+        for l, layer in enumerate(layers):
+            for a, b in split_rows(front(j - 1, 0, l), front(j, 0, l), tile):
+                inside = conds[l].view(a, b)
+                cond = torch.mm(mel_ring.read(a, b, mel_tile), layer.cond_weight,
+                                out=inside if inside is not None else wide[:b - a])
+                if inside is None:
+                    conds[l].write(a, cond)
+        # x_S for the rows step 0 takes in
+        for a, b in split_rows(front(j - 1, 0, -1), front(j, 0, -1), tile):
+            write_segments(a, b, x_tile[:b - a], start_rows, zero_padding=True)
+            xs[0].write(a, x_tile[:b - a])
+
+        for k in range(S):
+            s = S - 1 - k
+            bias, fill = biases[s], fills[s]
+            cur, nxt = work
+            i0, i1 = front(j - 1, k, -1), front(j, k, -1)
+            c = 2 * dil[0]
+            for a, b in split_rows(i0, i1, tile):   # input layer: h_0 = relu(w x + b)
+                h = torch.addmm(engine.in_bias, xs[k].read(a, b, x_tile).unsqueeze(1), engine.in_weight)
+                cur[c + a - i0:c + b - i0] = h.relu_()
+            for l, layer in enumerate(layers):
+                d = dil[l]
+                in0, in1 = front(j - 1, k, l - 1), front(j, k, l - 1)
+                o0, o1 = front(j - 1, k, l), front(j, k, l)
+                if in1 == in0 and o1 == o0:
+                    continue   # nothing new reached this layer (its context stays; the next layer's input is empty)
+                ctx = context[k, offsets[l]:offsets[l] + 2 * d]
+                base = in0 - 2 * d   # the absolute row of cur[0]
+                cur[:2 * d] = ctx
+                for p0, p1 in padding_ranges(segments, in0, in1):
+                    cur[p0 - base:p1 - base] = fill[l]
+                if o1 + d > in1:   # past the layout's end: padding
+                    cur[in1 - base:o1 + d - base] = fill[l]
+                nc = 2 * dil[l + 1] if l + 1 < L else 0
+                for t0, t1 in split_rows(o0, o1, tile):
+                    cond = conds[l].pieces(t0, t1)
+                    if isinstance(cond, tuple) and not engine.defers_conditioner:
+                        cond = conds[l].read(t0, t1, wide)
+                    y, left = engine._conv(layer, cur[t0 - d - base:t1 + d - base], bias[l], cond, None, ybuf)
+                    n = t1 - t0
+                    g = engine._gate(y, gate[:n], left)
+                    if l + 1 < L:
+                        torch.addmm(cur[t0 - base:t1 - base], g, layer.residual_weight,
+                                    out=nxt[nc + t0 - o0:nc + t1 - o0])
+                    skip_rows = skips[k].view(t0, t1)
+                    if skip_rows is None:   # wraps around: through a scratch tile
+                        skips[k].write(t0, torch.mm(g, layer.skip_weight, out=narrow[:n]), accumulate=l > 0)
+                    elif l == 0:
+                        torch.mm(g, layer.skip_weight, out=skip_rows)
+                    else:
+                        skip_rows.addmm_(g, layer.skip_weight)
+                ctx.copy_(cur[in1 - in0:in1 - in0 + 2 * d])   # the last 2d input rows, for the next block
+                cur, nxt = nxt, cur
+            # rows of eps_theta complete in this block: the update x_{s-1} = c2 (x_s - c1 eps) + sigma z
+            e0, e1 = front(j - 1, k, L - 1), front(j, k, L - 1)
+            c1 = etas[s] / (1.0 - gbars[s]) ** 0.5
+            c2 = 1.0 / (1.0 - etas[s]) ** 0.5
+            for a, b in split_rows(e0, e1, tile):
+                h = torch.addmm(engine.skip_bias, skips[k].read(a, b, narrow), engine.skip_weight).relu_()
+                eps = torch.addmm(engine.out_bias.to(dt), h, engine.out_weight)[:, 0].float()
+                x = xs[k].read(a, b, x_tile)
+
+                def update(seg, lo, hi, x=x, eps=eps, a=a):
+                    v = x[lo - a:hi - a].sub(eps[lo - a:hi - a], alpha=c1).mul_(c2)
+                    if s > 0:
+                        v.add_(noise[(s, seg.index)].take(hi - lo).to(dev), alpha=sigmas[s])
+                    return v
+
+                if k + 1 < S:
+                    new = torch.empty(b - a, dtype=torch.float32, device=dev)
+                    write_segments(a, b, new, update, zero_padding=True)
+                    xs[k + 1].write(a, new)
+                else:
+                    for seg in segments:
+                        lo, hi = max(a, seg.start), min(b, seg.stop)
+                        if lo < hi:
+                            outputs[seg.index][lo - seg.start:hi - seg.start] = update(seg, lo, hi)
+        if front(j, S - 1, L - 1) >= total:
+            break
+        j += 1
+    return outputs
