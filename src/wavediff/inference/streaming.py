@@ -38,6 +38,7 @@ if TYPE_CHECKING:   # the engine imports this module
     from wavediff.inference.engine import InferenceEngine, _Segment
 
 NOISE_PIECE = 65536   # a multiple of 16: see piece_sizes
+PAD_UNIT = 2048       # short tiles are padded to a multiple of this many rows (see tile_span)
 SKIP_PERIODS = 4      # the skip sums' ring holds this many periods: a wrap-around every 4th tile at most
 
 
@@ -158,6 +159,24 @@ class RingRows:
                 dst.add_(src) if accumulate else dst.copy_(src)
 
 
+def tile_span(o0: int, o1: int, block: int, unit: int, total: int) -> tuple[int, int]:
+    """The rows a layer computes to produce its new output rows ``[o0, o1)``.
+
+    A full block is one tile. A shorter one (a layer's first block, which starts at row 0,
+    or its last, which ends at the layout's end ``total``) is padded to a multiple of
+    ``unit`` rows: backwards into rows before the layout for a first block, forwards past
+    its end otherwise; those rows are padding, computed and thrown away. oneDNN builds a
+    kernel for every new shape (0.5 to 1 ms each, measured), and without the padding every
+    layer of every step would have two shapes of its own."""
+    n = o1 - o0
+    if n >= block:
+        return o0, o1
+    m = min(block, -(-n // unit) * unit)
+    if o0 == 0 and o1 < total:
+        return o1 - m, o1
+    return o0, o0 + m
+
+
 def padding_ranges(segments: Sequence["_Segment"], a: int, b: int) -> list[tuple[int, int]]:
     """Rows of ``[a, b)`` outside every segment (segments sorted by start)."""
     out, prev = [], a
@@ -192,9 +211,12 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     dil = [layer.dilation for layer in layers]
     reach = list(itertools.accumulate(dil))   # reach[l] = d_0 + ... + d_l
     R = reach[-1]
-    B = block_rows
-    period = min(total, B + max(S - 1, 1) * R)   # the longest span of rows any ring must hold
-    tile = min(engine.tile_rows, B)
+    unit = min(PAD_UNIT, block_rows)
+    B = min(block_rows, -(-total // unit) * unit)   # a short layout is one block
+    # the longest span of rows any ring must hold, or the whole layout when that is shorter
+    period = min(B + max(S - 1, 1) * R, -(-total // unit) * unit)
+    tile = B   # a layer's block is one tile: every kernel sees the same few shapes (see tile_span)
+    pre = unit   # rows of room before a layer's context in the work buffers, for tiles padded backwards
     ws = engine.workspace
     biases, fills = engine.folded.step_constants(chain.steps)
     biases, fills = biases.to(dev, dt), fills.to(dev, dt)
@@ -202,7 +224,8 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
 
     xs = [RingRows(ws.get(f"stream_x{k}", (period,), torch.float32)) for k in range(S)]
     # the skip sums wrap at every tile of some layer unless their ring is long (64 B a row more)
-    skips = [RingRows(ws.get(f"stream_skip{k}", (min(total, SKIP_PERIODS * period), C), dt)) for k in range(S)]
+    skips = [RingRows(ws.get(f"stream_skip{k}", (min(-(-total // unit) * unit, SKIP_PERIODS * period), C), dt))
+             for k in range(S)]
     conds = [RingRows(ws.get(f"stream_cond{l}", (period, 2 * C), dt)) for l in range(L)]
     mel_ring = RingRows(ws.get("stream_mel", (period, engine.folded.n_mels), dt))
     context = ws.get("stream_context", (S, 2 * R, C), dt)
@@ -210,7 +233,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     for k in range(S):
         for l in range(L):
             context[k, offsets[l]:offsets[l] + 2 * dil[l]] = fills[S - 1 - k][l]
-    width = 3 * max(dil) + B
+    width = pre + B + 3 * max(dil) + unit
     work = [ws.get("stream_a", (width, C), dt), ws.get("stream_b", (width, C), dt)]
     ybuf = ws.get("conv_out", (tile, 2 * C), dt)
     gate = ws.get("gate", (tile, C), dt)
@@ -262,7 +285,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
             bias, fill = biases[s], fills[s]
             cur, nxt = work
             i0, i1 = front(j - 1, k, -1), front(j, k, -1)
-            c = 2 * dil[0]
+            c = pre + 2 * dil[0]
             for a, b in split_rows(i0, i1, tile):   # input layer: h_0 = relu(w x + b)
                 h = torch.addmm(engine.in_bias, xs[k].read(a, b, x_tile).unsqueeze(1), engine.in_weight)
                 cur[c + a - i0:c + b - i0] = h.relu_()
@@ -273,31 +296,34 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
                 if in1 == in0 and o1 == o0:
                     continue   # nothing new reached this layer (its context stays; the next layer's input is empty)
                 ctx = context[k, offsets[l]:offsets[l] + 2 * d]
-                base = in0 - 2 * d   # the absolute row of cur[0]
-                cur[:2 * d] = ctx
+                base = in0 - 2 * d - pre   # the absolute row of cur[0]; cur[pre:pre + 2d] is the context
+                cur[pre:pre + 2 * d] = ctx
                 for p0, p1 in padding_ranges(segments, in0, in1):
                     cur[p0 - base:p1 - base] = fill[l]
-                if o1 + d > in1:   # past the layout's end: padding
-                    cur[in1 - base:o1 + d - base] = fill[l]
-                nc = 2 * dil[l + 1] if l + 1 < L else 0
-                for t0, t1 in split_rows(o0, o1, tile):
-                    cond = conds[l].pieces(t0, t1)
+                if o1 > o0:
+                    t0, t1 = tile_span(o0, o1, B, unit, total)
+                    if t0 - d < in0 - 2 * d:   # padded backwards: rows before the layout
+                        cur[t0 - d - base:pre] = fill[l]
+                    if t1 + d > in1:           # past the layout's end: padding
+                        cur[in1 - base:t1 + d - base] = fill[l]
+                    cond = conds[l].pieces(t0, t1)   # rows outside [o0, o1) feed only rows that are thrown away
                     if isinstance(cond, tuple) and not engine.defers_conditioner:
                         cond = conds[l].read(t0, t1, wide)
                     y, left = engine._conv(layer, cur[t0 - d - base:t1 + d - base], bias[l], cond, None, ybuf)
                     n = t1 - t0
                     g = engine._gate(y, gate[:n], left)
-                    if l + 1 < L:
-                        torch.addmm(cur[t0 - base:t1 - base], g, layer.residual_weight,
-                                    out=nxt[nc + t0 - o0:nc + t1 - o0])
-                    skip_rows = skips[k].view(t0, t1)
-                    if skip_rows is None:   # wraps around: through a scratch tile
-                        skips[k].write(t0, torch.mm(g, layer.skip_weight, out=narrow[:n]), accumulate=l > 0)
+                    if l + 1 < L:   # the next layer's new rows, where its base puts them
+                        at = t0 - (o0 - 2 * dil[l + 1] - pre)
+                        torch.addmm(cur[t0 - base:t1 - base], g, layer.residual_weight, out=nxt[at:at + n])
+                    skip_rows = skips[k].view(t0, t1) if (t0, t1) == (o0, o1) else None
+                    if skip_rows is None:   # padded, or wraps around the ring: through a scratch tile
+                        part = torch.mm(g, layer.skip_weight, out=narrow[:n])[o0 - t0:o1 - t0]
+                        skips[k].write(o0, part, accumulate=l > 0)
                     elif l == 0:
                         torch.mm(g, layer.skip_weight, out=skip_rows)
                     else:
                         skip_rows.addmm_(g, layer.skip_weight)
-                ctx.copy_(cur[in1 - in0:in1 - in0 + 2 * d])   # the last 2d input rows, for the next block
+                ctx.copy_(cur[in1 - 2 * d - base:in1 - base])   # the last 2d input rows, for the next block
                 cur, nxt = nxt, cur
             # rows of eps_theta complete in this block: the update x_{s-1} = c2 (x_s - c1 eps) + sigma z
             e0, e1 = front(j - 1, k, L - 1), front(j, k, L - 1)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-HUGE_PAGE_MIN_BYTES = 32 * 2 ** 20
+HUGE_PAGE_MIN_BYTES = 2 * 2 ** 20
 
 
 def _mapped_empty(numel: int, dtype: torch.dtype) -> tuple[torch.Tensor, Any]:
