@@ -22,9 +22,15 @@ Variants:
     engine-bf16-int8w ... bf16 with weights rounded to int8
     engine-bf16-chunk ... bf16, chunked in --chunk-seconds windows (bounded memory)
     engine-int8-chunk ... int8, chunked
+    engine-{fp32,bf16,int8}-stream
+                      ... streaming: every step and layer advance together (bounded memory,
+                      each conditioner projection computed once); the CPU default
+    engine-{bf16,int8}-stream-torch, engine-int8-torch
+                      ... the same without the native kernels (WAVEDIFF_NATIVE=0)
     cli-bf16, cli-int8, cli-int8-chunk
                       `wavediff vocode` on a wav of that length in a fresh process: start-up,
-                      loading, mel, synthesis and writing included
+                      loading, mel, synthesis and writing included (default --chunk-seconds
+                      auto: streaming on a CPU)
 
     python benchmarks/speed.py --seconds 5 --threads 2 --repeats 5
     python benchmarks/speed.py --seconds 20 --variants cli-bf16 cli-int8 --repeats 5
@@ -47,13 +53,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DEFAULT_VARIANTS = ["reference", "reference-cond", "engine-fp32", "engine-bf16", "engine-int8",
-                    "engine-bf16-int8w", "engine-bf16-chunk", "engine-int8-chunk"]
+DEFAULT_VARIANTS = ["reference", "engine-int8-torch", "engine-int8", "engine-fp32-stream", "engine-bf16-stream-torch",
+                    "engine-bf16-stream", "engine-int8-stream-torch", "engine-int8-stream", "cli-bf16", "cli-int8"]
 CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-compile": "fp32",
                   "engine-fp32": "fp32", "engine-bf16": "bf16", "engine-int8": "int8", "engine-bf16-int8w": "bf16",
                   "engine-bf16-chunk": "bf16", "engine-int8-chunk": "int8", "cli-bf16": "bf16",
                   "cli-int8": "int8", "cli-int8-chunk": "int8", "engine-fp32-stream": "fp32",
-                  "engine-bf16-stream": "bf16", "engine-int8-stream": "int8"}
+                  "engine-bf16-stream": "bf16", "engine-int8-stream": "int8", "engine-bf16-stream-torch": "bf16",
+                  "engine-int8-stream-torch": "int8", "engine-int8-torch": "int8"}
 
 
 def gemm_peaks(threads: int) -> dict[str, float]:
@@ -241,6 +248,8 @@ def main() -> None:
                str(args.threads), "--repeats", str(args.repeats), "--chunk-seconds", str(args.chunk_seconds),
                "--warmup", str(args.warmup)]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        if variant.endswith("-torch"):
+            env["WAVEDIFF_NATIVE"] = "0"
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             print(f"| {variant} | failed: {done.stderr.strip().splitlines()[-1] if done.stderr else '?'} |")
