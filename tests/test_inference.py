@@ -197,6 +197,7 @@ PEAK_SCRIPT = textwrap.dedent("""
     cfg, model = _random_model()
     frames, chunk = int(sys.argv[1]), sys.argv[2]
     engine = (InferenceEngine(model) if chunk == "none"          # caches every layer's projection
+              else InferenceEngine(model, streaming=True, block_rows=8192) if chunk == "stream"
               else InferenceEngine(model, chunk_samples=int(chunk), cache_bytes=0))   # caches nothing
     engine.vocode([torch.rand(cfg.mel.n_mels, 4)], _chain(cfg, 1))
     mel = torch.rand(cfg.mel.n_mels, frames)

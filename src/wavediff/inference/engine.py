@@ -190,6 +190,9 @@ class InferenceEngine:
         self.native = native_kernels.load() if wants_native else None
         # the int8 conv leaves the conditioner to the native gate, which can read it in two pieces
         self.defers_conditioner = self.int8 and self.native is not None
+        mode = "streaming" if streaming else f"chunks of {chunk_samples}" if chunk_samples else "one pass"
+        log.info("inference engine: %s on %s, %s, %s", precision, self.device, mode,
+                 "native kernels" if self.native is not None else "torch operations")
         if native and self.native is None:
             raise WavediffError(f"native=True but the native kernels are unavailable for {precision} on "
                                 f"{self.device} (see the log); use native=None or False")

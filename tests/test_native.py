@@ -1,0 +1,134 @@
+"""The native CPU kernels against closed forms (float64 sigmoid, round-to-nearest
+quantization, torch.quantize_per_tensor), and the fallback when they cannot be built."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from test_inference import _chain, _random_model
+from wavediff.inference import InferenceEngine, native
+
+kernels = native.load()
+needs_kernels = pytest.mark.skipif(kernels is None, reason="native kernels unavailable here (no compiler, "
+                                   "no AVX-512, or not x86-64 Linux): the torch path is used")
+
+
+def _gate_reference(u: torch.Tensor, value: float) -> torch.Tensor:
+    C = u.shape[1] // 2
+    a, b = torch.sigmoid(u[:, :C].double()), torch.sigmoid(u[:, C:].double())
+    return a + value * a * b
+
+
+@needs_kernels
+@pytest.mark.parametrize("channels", [64, 24, 5])     # vector lanes, a tail, scalar only
+def test_gate_matches_the_closed_form(channels):
+    torch.manual_seed(0)
+    y = torch.randn(1000, 2 * channels) * 6
+    y[0, :4] = torch.tensor([0.0, 90.0, -90.0, 1e-3])  # saturation and the sign switch
+    out32 = kernels.gate(y, torch.empty(1000, channels), -2.0)
+    assert (out32.double() - _gate_reference(y, -2.0)).abs().max() < 1e-6
+    yb = y.bfloat16()
+    out16 = kernels.gate(yb, torch.empty(1000, channels, dtype=torch.bfloat16), 0.5)
+    ref = _gate_reference(yb.float(), 0.5)
+    # one bf16 rounding of a value in [0, 1.5]: at most half a unit in the 8th bit
+    assert (out16.double() - ref).abs().max() <= 2 ** -8 * 1.5 / 2 + 1e-6
+
+
+@needs_kernels
+def test_gate_adds_the_conditioner_in_one_or_two_pieces():
+    torch.manual_seed(1)
+    y = torch.randn(300, 128).bfloat16()
+    cond = torch.randn(300, 128).bfloat16()
+    ref = _gate_reference(y.float() + cond.float(), -2.0)
+    whole = kernels.gate(y, torch.empty(300, 64, dtype=torch.bfloat16), -2.0, cond)
+    split = kernels.gate(y, torch.empty(300, 64, dtype=torch.bfloat16), -2.0, (cond[:123].clone(), cond[123:].clone()))
+    assert torch.equal(whole, split)
+    assert (whole.double() - ref).abs().max() < 2 ** -8
+    with pytest.raises(ValueError, match="must be contiguous rows like y"):
+        kernels.gate(y, torch.empty(300, 64, dtype=torch.bfloat16), -2.0, cond[:200])
+    with pytest.raises(ValueError, match="must be contiguous"):
+        kernels.gate(y.t(), torch.empty(128, 150, dtype=torch.bfloat16), -2.0)
+
+
+@needs_kernels
+def test_quantize_equals_torch_and_the_closed_form():
+    torch.manual_seed(2)
+    for n in [16 * 4096 + 5, 37, 1]:
+        x = (torch.randn(n) * 3).bfloat16()
+        q = torch.empty(n, dtype=torch.uint8)
+        scale = kernels.quantize(x, q, 128)
+        assert scale == pytest.approx(max(x.float().abs().max().item(), 1e-12) / 127, rel=1e-12)
+        ref = torch.quantize_per_tensor(x.float(), scale, 128, torch.quint8).int_repr()
+        assert torch.equal(q, ref)
+        closed = (torch.round(x.double() / scale) + 128).clamp(0, 255)
+        assert (q.double() - closed).abs().max() <= 1     # ties may round either way in float32
+    zero = torch.zeros(64, dtype=torch.bfloat16)
+    q = torch.empty(64, dtype=torch.uint8)
+    assert kernels.quantize(zero, q, 128) == pytest.approx(1e-12 / 127) and bool((q == 128).all())
+
+
+@needs_kernels
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_engine_with_kernels_stays_as_close_to_fp32_as_without(precision, streaming):
+    from wavediff.inference.engine import int8_available
+
+    if precision == "int8" and not int8_available():
+        pytest.skip("no oneDNN int8 conv in this torch build")
+    cfg, model = _random_model()
+    mel = torch.rand(cfg.mel.n_mels, 24)
+    chain = _chain(cfg)
+    ref = InferenceEngine(model).vocode([mel], chain, torch.Generator().manual_seed(9))[0]
+    errors = {}
+    for flag in (True, False):
+        engine = InferenceEngine(model, precision=precision, native=flag, streaming=streaming)
+        assert (engine.native is not None) == flag
+        out = engine.vocode([mel], chain, torch.Generator().manual_seed(9))[0]
+        errors[flag] = ((out - ref).abs().max() / ref.abs().max()).item()
+    assert errors[True] < 1.5 * errors[False] + 1e-3, errors
+
+
+def _in_subprocess(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def test_kernels_are_built_into_the_cache_or_fall_back(tmp_path):
+    code = """
+        import logging, sys
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+        sys.path.insert(0, {tests!r})
+        import torch
+        from test_inference import _chain, _random_model
+        from wavediff.inference import InferenceEngine, native
+        k = native.load()
+        cfg, model = _random_model()
+        engine = InferenceEngine(model, precision="bf16")
+        out = engine.vocode([torch.rand(cfg.mel.n_mels, 3)], _chain(cfg))[0]
+        print("LOADED", k is not None, engine.native is not None, bool(torch.isfinite(out).all()))
+    """.format(tests=os.path.dirname(__file__))
+    off = _in_subprocess(code, {"WAVEDIFF_NATIVE": "0", "WAVEDIFF_CACHE": str(tmp_path / "a")})
+    assert "LOADED False False True" in off.stdout, off.stderr
+    assert "disabled (WAVEDIFF_NATIVE=0)" in off.stdout
+    broken = _in_subprocess(code, {"CC": "false", "WAVEDIFF_CACHE": str(tmp_path / "b")})   # a compiler that fails
+    assert "LOADED False False True" in broken.stdout, broken.stderr
+    assert not list((tmp_path / "b").glob("kernels-*.so"))
+    if kernels is not None:
+        built = _in_subprocess(code, {"WAVEDIFF_CACHE": str(tmp_path / "c")})
+        assert "LOADED True True True" in built.stdout, built.stderr
+        assert "building native kernels" in built.stdout
+        assert len(list((tmp_path / "c").glob("kernels-*.so"))) == 1
+        again = _in_subprocess(code, {"WAVEDIFF_CACHE": str(tmp_path / "c")})
+        assert "LOADED True True True" in again.stdout and "building" not in again.stdout
+
+
+def test_native_true_without_kernels_is_an_error():
+    cfg, model = _random_model()
+    with pytest.raises(Exception, match="native kernels are unavailable"):
+        # fp32 never uses them (it stays the reference)
+        InferenceEngine(model, precision="fp32", native=True)
