@@ -184,24 +184,25 @@ float wd_absmax_bf16(const uint16_t *restrict x, int64_t n) {
     return m;
 }
 
-/* q[i] = clamp(rint(x[i] * inv_scale) + zero_point, 0, 255) for n bf16 values. */
-void wd_quantize_bf16_u8(const uint16_t *restrict x, uint8_t *restrict q, int64_t n, float inv_scale, float zero_point) {
+/* q[i] = clamp(rint(x[i] / scale) + zero_point, 0, 255) for n bf16 values (a division, as torch's
+ * quantize_per_tensor: a multiplication by 1/scale rounds exact ties such as max/2 the other way). */
+void wd_quantize_bf16_u8(const uint16_t *restrict x, uint8_t *restrict q, int64_t n, float scale, float zero_point) {
     int64_t blocks = n / BLOCK;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b <= blocks; b++) {
         int64_t i = b * BLOCK, end = b == blocks ? n : i + BLOCK;
 #ifdef WD_AVX512
-        __m512 s = _mm512_set1_ps(inv_scale), z = _mm512_set1_ps(zero_point);
+        __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps(zero_point);
         __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
         for (; i + 16 <= end; i += 16) {
-            __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(load_bf16x16(x + i), s),
+            __m512 v = _mm512_roundscale_ps(_mm512_div_ps(load_bf16x16(x + i), s),
                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, z), lo), hi);
             _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
         }
 #endif
         for (; i < end; i++) {
-            float v = rintf(bf16_to_f32(x[i]) * inv_scale) + zero_point;
+            float v = rintf(bf16_to_f32(x[i]) / scale) + zero_point;
             v = fminf(fmaxf(v, 0.0f), 255.0f);
             q[i] = (uint8_t)(int32_t)v;
         }

@@ -30,7 +30,6 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -121,9 +120,7 @@ class NativeKernels:
                              f"{tuple(out.shape)} {out.dtype} contiguous uint8 of the same shape")
         n = x.numel()
         scale = max(float(self.lib.wd_absmax_bf16(x.data_ptr(), n)), 1e-12) / 127.0
-        # 1/scale in float32 as torch (fbgemm) computes it, so the rounding is the same as quantize_per_tensor's
-        inverse = float(np.float32(1.0) / np.float32(scale))
-        self.lib.wd_quantize_bf16_u8(x.data_ptr(), out.data_ptr(), n, inverse, float(zero_point))
+        self.lib.wd_quantize_bf16_u8(x.data_ptr(), out.data_ptr(), n, scale, float(zero_point))
         return scale
 
 
