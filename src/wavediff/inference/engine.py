@@ -20,6 +20,10 @@ channels-last, with the conditioner added in the same call), one in-place sigmoi
 addcmul and two in-place GEMMs, over tiles of ``tile_rows`` rows so temporaries stay
 small and in cache.
 
+Streaming (``streaming=True``, the CPU default of :class:`~wavediff.pipelines.Vocoder`):
+every step and layer advance together through the rows in blocks, each conditioner
+projection computed once; see :mod:`wavediff.inference.streaming`.
+
 Chunking (``chunk_samples``): inside each step the rows are processed in windows of
 ``chunk_samples`` plus the network's reach (``halo``: (kernel-1)/2 * sum of dilations)
 on each side; only the window's centre is kept, which equals the one-pass output. The

@@ -20,8 +20,8 @@ What this buys, against one pass and against chunks with overlap:
   buffer; one pass keeps it for the whole utterance (1 kB a sample for ``base``) or
   projects it again at every step;
 - no row is computed twice (chunks recompute ``2R`` rows of overlap a window and step);
-- memory does not grow with the length: every buffer is a ring of at most
-  ``B + (S-1) R`` rows; the noise of every step is drawn piece by piece from a copy of the
+- memory does not grow with the length: every buffer is a ring whose size is set by ``B``
+  and ``R`` (``B + (S-1) R`` rows; 4 times that for the skip sums); the noise of every step is drawn piece by piece from a copy of the
   generator placed where one whole draw would start (:class:`NoiseCursor`), so a given
   generator yields the same samples as :func:`~wavediff.diffusion.samplers.sample`. What
   grows with length is the input mel and the output, 4 bytes a sample.
