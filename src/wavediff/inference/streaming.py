@@ -212,9 +212,10 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     reach = list(itertools.accumulate(dil))   # reach[l] = d_0 + ... + d_l
     R = reach[-1]
     unit = min(PAD_UNIT, block_rows)
-    B = min(block_rows, -(-total // unit) * unit)   # a short layout is one block
+    padded_total = -(-total // unit) * unit
+    B = min(block_rows, padded_total)   # a short layout is one block
     # the longest span of rows any ring must hold, or the whole layout when that is shorter
-    period = min(B + max(S - 1, 1) * R, -(-total // unit) * unit)
+    period = min(B + max(S - 1, 1) * R, padded_total)
     tile = B   # a layer's block is one tile: every kernel sees the same few shapes (see tile_span)
     pre = unit   # rows of room before a layer's context in the work buffers, for tiles padded backwards
     ws = engine.workspace
@@ -224,7 +225,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
 
     xs = [RingRows(ws.get(f"stream_x{k}", (period,), torch.float32)) for k in range(S)]
     # the skip sums wrap at every tile of some layer unless their ring is long (64 B a row more)
-    skips = [RingRows(ws.get(f"stream_skip{k}", (min(-(-total // unit) * unit, SKIP_PERIODS * period), C), dt))
+    skips = [RingRows(ws.get(f"stream_skip{k}", (min(padded_total, SKIP_PERIODS * period), C), dt))
              for k in range(S)]
     conds = [RingRows(ws.get(f"stream_cond{l}", (period, 2 * C), dt)) for l in range(L)]
     mel_ring = RingRows(ws.get("stream_mel", (period, engine.folded.n_mels), dt))
