@@ -68,6 +68,48 @@ def test_gate_adds_the_conditioner_in_one_or_two_pieces():
 
 
 @needs_kernels
+@pytest.mark.parametrize("channels", [64, 5])
+def test_gate_into_uint8_levels_rounds_the_closed_form(channels):
+    torch.manual_seed(3)
+    y = (torch.randn(700, 2 * channels) * 4).bfloat16()
+    cond = (torch.randn(700, 2 * channels)).bfloat16()
+    scale = 1.0 / 127
+    q = kernels.gate(y, torch.empty(700, channels, dtype=torch.uint8), -2.0, (cond[:300].clone(), cond[300:].clone()),
+                     quantize_scale=scale)
+    g = _gate_reference(y.float() + cond.float(), -2.0)             # in (-1, 1)
+    levels = (torch.round(g / scale) + 128).clamp(0, 255)
+    # float32 sigmoid error (~1e-6) can only move a value lying within that of a rounding boundary
+    assert (q.double() - levels).abs().max() <= 1
+    assert (q.double() != levels).double().mean() < 1e-3
+    assert (q.double() - 128 - g / scale).abs().max() <= 0.5 + 1e-3   # half a level from the exact value
+    with pytest.raises(ValueError, match="uint8"):
+        kernels.gate(y, torch.empty(700, channels, dtype=torch.bfloat16), -2.0, quantize_scale=scale)
+
+
+@needs_kernels
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_residual_and_skip_updates_equal_the_sums(accumulate):
+    torch.manual_seed(4)
+    n, C = 500, 48
+    y = torch.randn(n, 2 * C).bfloat16()
+    current = (torch.randn(n, C) * 30).bfloat16()
+    nxt = torch.full((n, C), float("nan"), dtype=torch.bfloat16)
+    s0, s1 = 40, 470                                        # a padded tile: only rows [s0, s1) are new
+    skip = torch.randn(s1 - s0, C).bfloat16()
+    first, rest = skip[:100].clone(), skip[100:].clone()   # a ring's rows that wrap around its end
+    kernels.residual_skip(y, (current, nxt), (first, rest), (s0, s1), accumulate)
+    # one float32 sum, rounded once to bf16 (round to nearest even, as torch's .bfloat16())
+    assert torch.equal(nxt, (current.float() + y[:, :C].float()).bfloat16())
+    want = (skip.float() + y[s0:s1, C:].float()).bfloat16() if accumulate else y[s0:s1, C:]
+    assert torch.equal(torch.cat([first, rest]), want)
+    only_skip = torch.zeros(n, C, dtype=torch.bfloat16)    # the last layer: no residual, width C
+    kernels.residual_skip(y[:, C:].contiguous(), None, only_skip, (0, n), accumulate)
+    assert torch.equal(only_skip, y[:, C:])
+    with pytest.raises(ValueError, match="must be contiguous bf16"):
+        kernels.residual_skip(y, (current, nxt), skip[:10], (s0, s1), accumulate)
+
+
+@needs_kernels
 def test_quantize_equals_torch_and_the_closed_form():
     torch.manual_seed(2)
     for n in [16 * 4096 + 5, 37, 1]:
@@ -137,6 +179,31 @@ def test_kernels_are_built_into_the_cache_or_fall_back(tmp_path):
         assert len(list((tmp_path / "c").glob("kernels-*.so"))) == 1
         again = _in_subprocess(code, {"WAVEDIFF_CACHE": str(tmp_path / "c")})
         assert "LOADED True True True" in again.stdout and "building" not in again.stdout
+
+
+def test_int8_projections_equal_the_float_matrices():
+    """Each int8 layer's one GEMM gives [residual | skip] of uint8 gate levels (the last layer:
+    skip only), against float64 products of the dequantized levels with the float weights."""
+    from wavediff.inference.engine import GATE_SCALE, INT8_ZERO_POINT, int8_available
+
+    if not int8_available():
+        pytest.skip("no oneDNN int8 in this torch build")
+    cfg, model = _random_model()
+    engine = InferenceEngine(model, precision="int8", native=False)
+    torch.manual_seed(5)
+    levels = torch.randint(1, 256, (300, engine.channels), dtype=torch.uint8)
+    g = (levels.double() - INT8_ZERO_POINT) * GATE_SCALE
+    for index, (layer, folded) in enumerate(zip(engine.layers, engine.folded.layers)):
+        last = index == len(engine.layers) - 1
+        weights = folded.skip_weight if last else torch.cat([folded.residual_weight, folded.skip_weight], 1)
+        y = torch.ops.onednn.qlinear_pointwise(levels, GATE_SCALE, INT8_ZERO_POINT, layer.projection,
+                                               layer.projection_scale, layer.projection_zero, None, 1.0, 0,
+                                               torch.float32, "none", [], "")
+        ref = g @ weights.double()
+        # per-channel int8 weights: each off by at most half a step (|w|max / 254) of its column
+        bound = g.abs().sum(1, keepdim=True) * weights.abs().amax(0, keepdim=True).double() / 254
+        assert y.shape == ref.shape
+        assert bool(((y.double() - ref).abs() <= bound * 1.001 + 1e-5).all()), index
 
 
 def test_native_true_without_kernels_is_an_error():

@@ -58,6 +58,7 @@ CPU_TILE_ROWS = 16384
 GPU_BLOCK_ROWS = 1 << 18
 DEFAULT_CACHE_BYTES = 2 ** 30
 INT8_ZERO_POINT = 128   # activations as uint8 around 128, scale = max |x| / 127 per tile
+GATE_SCALE = 1.0 / 127  # the folded gate's output lies in (-1, 1): int8 levels of a fixed scale
 
 
 def int8_available() -> bool:
@@ -91,18 +92,27 @@ class _Segment:
 
 
 class _Layer:
-    """One folded layer's tensors on the engine's device and dtype (and, for int8, its
-    conv weights quantized per output channel and packed for oneDNN)."""
+    """One folded layer's tensors on the engine's device and dtype (and, for int8, its conv
+    weights and its residual and skip projections quantized per output channel and packed
+    for oneDNN; the last layer has no residual projection)."""
 
-    def __init__(self, folded, dtype: torch.dtype, device: torch.device, int8: bool = False) -> None:
+    def __init__(self, folded, dtype: torch.dtype, device: torch.device, int8: bool = False,
+                 last: bool = False) -> None:
         self.dilation = folded.dilation
         self.packed = None
+        self.projection = None
         if int8:
             q, scale = quantize_int8(folded.conv_weight)
             self.weight_scale = scale.flatten().to(torch.float32)
             self.weight_zero = torch.zeros(q.shape[0], dtype=torch.int64)
             self.packed = torch.ops.onednn.qconv_prepack(q, self.weight_scale, 1.0, INT8_ZERO_POINT, [1, 1],
                                                          [0, 0], [1, folded.dilation], 1, None)
+            # one GEMM for both projections: (C, 2C) time-major = [residual | skip]
+            both = folded.skip_weight if last else torch.cat([folded.residual_weight, folded.skip_weight], 1)
+            q, scale = quantize_int8(both.t(), dim=0)          # (outputs, C) per output channel
+            self.projection = torch.ops.onednn.qlinear_prepack(q.contiguous(), None)   # it reads raw memory
+            self.projection_scale = scale.flatten().to(torch.float32)
+            self.projection_zero = torch.zeros(q.shape[0], dtype=torch.int64)
         # channels-last weights let oneDNN keep the activations channels-last and fuse the add
         self.conv_weight = folded.conv_weight.to(device, dtype).contiguous(memory_format=torch.channels_last)
         self.cond_weight = folded.cond_weight.to(device, dtype)
@@ -182,7 +192,10 @@ class InferenceEngine:
         if self.int8 and not (self.device.type == "cpu" and int8_available()):
             raise WavediffError(f"precision='int8' needs oneDNN's quantized conv on a CPU; this is {self.device} "
                                 f"with torch {torch.__version__}; use 'bf16' or 'fp32'")
-        self.layers = [_Layer(layer, dt, dev, self.int8) for layer in self.folded.layers]
+        last = len(self.folded.layers) - 1
+        self.layers = [_Layer(layer, dt, dev, self.int8, i == last) for i, layer in enumerate(self.folded.layers)]
+        # int8: the gate's output feeds the int8 projections as uint8 levels
+        self.gate_dtype = torch.uint8 if self.int8 else dt
         self.skip_weight = self.folded.skip_weight.to(dev, dt)
         self.skip_bias = self.folded.skip_bias.to(dev, dt)
         self.out_weight = self.folded.out_weight.to(dev, dt)
@@ -347,17 +360,64 @@ class InferenceEngine:
               cond: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The folded gate ``g' = s_g - 2 s_g s_f`` of conv output ``y + cond`` (``(n, 2C)``;
         ``cond`` when the conv did not add it) into ``out (n, C)`` (see
-        :mod:`wavediff.inference.folding`); ``y`` is overwritten on the torch path."""
+        :mod:`wavediff.inference.folding`); ``y`` is overwritten on the torch path. For int8,
+        ``out`` is uint8: ``g'`` in levels of :data:`GATE_SCALE` around 128 (returned, on the
+        torch path, in a new tensor)."""
         C = self.channels
+        quantize = GATE_SCALE if self.int8 else None
         if self.native is not None and y.is_contiguous():
-            return self.native.gate(y, out, -2.0, cond)
+            return self.native.gate(y, out, -2.0, cond, quantize)
         if isinstance(cond, tuple):
             y[:cond[0].shape[0]].add_(cond[0])
             y[cond[0].shape[0]:].add_(cond[1])
         elif cond is not None:
             y.add_(cond)
         y.sigmoid_()
-        return torch.addcmul(y[:, :C], y[:, :C], y[:, C:], value=-2.0, out=out)
+        if not self.int8:
+            return torch.addcmul(y[:, :C], y[:, :C], y[:, C:], value=-2.0, out=out)
+        g = torch.addcmul(y[:, :C], y[:, :C], y[:, C:], value=-2.0).float()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            q = torch.quantize_per_tensor(g, GATE_SCALE, INT8_ZERO_POINT, torch.quint8)
+        return torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), 0, q.shape, q.stride())
+
+    def _project(self, layer: _Layer, g: torch.Tensor, residual: tuple[torch.Tensor, torch.Tensor] | None,
+                 skip: torch.Tensor | tuple[torch.Tensor, torch.Tensor], rows: tuple[int, int],
+                 accumulate: bool, scratch: torch.Tensor) -> None:
+        """A layer's residual and skip projections of its gate output ``g (n, C)``.
+
+        ``residual = (current, next)``, each ``(n, C)``: ``next = current + g W_r`` (``None``
+        for the last layer). ``skip`` receives rows ``rows = (s0, s1)`` of ``g W_s``, added
+        when ``accumulate``, else stored: one ``(s1 - s0, C)`` tensor, or two whose rows
+        follow each other (a ring's rows that wrap). ``scratch`` is an ``(n, C)`` buffer.
+        For int8, ``g`` is uint8 levels and both projections are one oneDNN int8 GEMM."""
+        s0, s1 = rows
+        n, C = g.shape[0], self.channels
+        if layer.projection is not None:
+            y = torch.ops.onednn.qlinear_pointwise(g, GATE_SCALE, INT8_ZERO_POINT, layer.projection,
+                                                   layer.projection_scale, layer.projection_zero, None, 1.0, 0,
+                                                   self.dtype, "none", [], "")
+            if self.native is not None:
+                self.native.residual_skip(y, residual, skip, rows, accumulate)
+                return
+            if residual is not None:
+                torch.add(residual[0], y[:, :C], out=residual[1])
+            part = y[s0:s1, -C:]
+        else:
+            if residual is not None:
+                torch.addmm(residual[0], g, layer.residual_weight, out=residual[1])
+            if isinstance(skip, torch.Tensor) and rows == (0, n):
+                if accumulate:
+                    skip.addmm_(g, layer.skip_weight)
+                else:
+                    torch.mm(g, layer.skip_weight, out=skip)
+                return
+            part = torch.mm(g, layer.skip_weight, out=scratch[:n])[s0:s1]
+        at = 0
+        for piece in (skip,) if isinstance(skip, torch.Tensor) else skip:
+            rows_here = part[at:at + piece.shape[0]]
+            piece.add_(rows_here) if accumulate else piece.copy_(rows_here)
+            at += piece.shape[0]
 
     def _denoise_window(self, x: torch.Tensor, eps: torch.Tensor, window: tuple[int, int, int, int],
                         segments: list[_Segment], bias: torch.Tensor, fill: torch.Tensor,
@@ -373,7 +433,8 @@ class InferenceEngine:
         cur = ws.get("residual_a", (rows, C), dt)
         nxt = ws.get("residual_b", (rows, C), dt)
         skip = ws.get("skip", (rows, C), dt, zero=True)
-        gate = ws.get("gate", (min(tile, rows), C), dt)
+        gate = ws.get("gate", (min(tile, rows), C), self.gate_dtype)
+        scratch = ws.get("projection", (min(tile, rows), C), dt)
         ybuf = ws.get("conv_out", (min(tile, rows), 2 * C), dt) if cond_cache is None or self.int8 else None
         for t0 in range(0, rows, tile):
             t1 = min(rows, t0 + tile)
@@ -395,9 +456,8 @@ class InferenceEngine:
                 up = None if mel_up is None else mel_up[t0:t1]
                 y, left = self._conv(layer, cur[t0 - d:t1 + d], bias[index], cond, up, ybuf)
                 g = self._gate(y, gate[:n], left)
-                if index < last:
-                    torch.addmm(cur[t0:t1], g, layer.residual_weight, out=nxt[t0:t1])
-                skip[t0:t1].addmm_(g, layer.skip_weight)
+                residual = (cur[t0:t1], nxt[t0:t1]) if index < last else None
+                self._project(layer, g, residual, skip[t0:t1], (0, n), True, scratch)
             cur, nxt = nxt, cur
         for t0 in range(c0 - w0, c1 - w0, tile):
             t1 = min(c1 - w0, t0 + tile)

@@ -101,41 +101,105 @@ int wd_vectorized(void) {
 #endif
 }
 
+#ifdef WD_AVX512
+/* 16 lanes of g -> 16 uint8 levels rint(g / scale) + 128 clamped to [0, 255] (a division, as torch) */
+static inline void store_u8x16(uint8_t *p, __m512 g, __m512 scale) {
+    __m512 v = _mm512_roundscale_ps(_mm512_div_ps(g, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(128.0f)), _mm512_setzero_ps()),
+                      _mm512_set1_ps(255.0f));
+    _mm_storeu_si128((__m128i *)p, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
+}
+#endif
+
+static inline uint8_t quantize_u8(float g, float scale) {
+    float v = fminf(fmaxf(rintf(g / scale) + 128.0f, 0.0f), 255.0f);
+    return (uint8_t)(int32_t)v;
+}
+
 /* g[i, c] = a + value * a * b with a = sigmoid(u[i, c]), b = sigmoid(u[i, C + c]), u = y + cond
- * (u = y when cond is NULL). y: (rows, 2C) bf16 contiguous; g: (rows, C) bf16 contiguous; cond:
- * rows [0, split) at cond, rows [split, rows) at cond_rest (both (., 2C) contiguous; a ring's
- * rows that wrap around its end). */
+ * (u = y when cond is NULL). y: (rows, 2C) bf16 contiguous; cond: rows [0, split) at cond, rows
+ * [split, rows) at cond_rest (both (., 2C) contiguous; a ring's rows that wrap around its end).
+ * The output, (rows, C) contiguous, is bf16 at g, or, when q is not NULL, uint8 levels at q:
+ * rint(g / q_scale) + 128 clamped to [0, 255] (g itself is not rounded to bf16 first). */
 void wd_gate_bf16(const uint16_t *restrict y, const uint16_t *restrict cond, const uint16_t *restrict cond_rest,
-                  int64_t split, uint16_t *restrict g, int64_t rows, int64_t channels, float value) {
+                  int64_t split, uint16_t *restrict g, uint8_t *restrict q, float q_scale, int64_t rows,
+                  int64_t channels, float value) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++) {
         const uint16_t *restrict yr = y + i * 2 * channels;
         const uint16_t *restrict cr = !cond ? 0 : i < split ? cond + i * 2 * channels
                                                             : cond_rest + (i - split) * 2 * channels;
-        uint16_t *restrict gr = g + i * channels;
+        uint16_t *restrict gr = q ? 0 : g + i * channels;
+        uint8_t *restrict qr = q ? q + i * channels : 0;
         int64_t c = 0;
 #ifdef WD_AVX512
-        __m512 v = _mm512_set1_ps(value);
-        if (cr) {
-            for (; c + 16 <= channels; c += 16) {
-                __m512 a = sigmoid16(_mm512_add_ps(load_bf16x16(yr + c), load_bf16x16(cr + c)));
-                __m512 b = sigmoid16(_mm512_add_ps(load_bf16x16(yr + channels + c), load_bf16x16(cr + channels + c)));
-                store_bf16x16(gr + c, _mm512_fmadd_ps(_mm512_mul_ps(v, a), b, a));
+        __m512 v = _mm512_set1_ps(value), s = _mm512_set1_ps(q_scale);
+        for (; c + 16 <= channels; c += 16) {
+            __m512 ua = load_bf16x16(yr + c), ub = load_bf16x16(yr + channels + c);
+            if (cr) {
+                ua = _mm512_add_ps(ua, load_bf16x16(cr + c));
+                ub = _mm512_add_ps(ub, load_bf16x16(cr + channels + c));
             }
-        } else {
-            for (; c + 16 <= channels; c += 16) {
-                __m512 a = sigmoid16(load_bf16x16(yr + c));
-                __m512 b = sigmoid16(load_bf16x16(yr + channels + c));
-                store_bf16x16(gr + c, _mm512_fmadd_ps(_mm512_mul_ps(v, a), b, a));
-            }
+            __m512 a = sigmoid16(ua), b = sigmoid16(ub);
+            __m512 out = _mm512_fmadd_ps(_mm512_mul_ps(v, a), b, a);
+            if (qr)
+                store_u8x16(qr + c, out, s);
+            else
+                store_bf16x16(gr + c, out);
         }
 #endif
         for (; c < channels; c++) {
             float ua = bf16_to_f32(yr[c]) + (cr ? bf16_to_f32(cr[c]) : 0.0f);
             float ub = bf16_to_f32(yr[channels + c]) + (cr ? bf16_to_f32(cr[channels + c]) : 0.0f);
             float a = sigmoid(ua), b = sigmoid(ub);
-            gr[c] = f32_to_bf16(a + value * a * b);
+            float out = a + value * a * b;
+            if (qr)
+                qr[c] = quantize_u8(out, q_scale);
+            else
+                gr[c] = f32_to_bf16(out);
         }
+    }
+}
+
+/* The residual and skip updates from one projection y (rows, width) bf16 contiguous, whose last C
+ * columns are the skip projection and (when width = 2C) first C the residual one:
+ *   next[i, :] = current[i, :] + y[i, :C]                      for i in [0, rows), when next;
+ *   skip row r = i - s0:  skip[r, :] (+)= y[i, width - C:]      for i in [s0, s1),
+ * skip rows [0, split) at skip and [split, s1 - s0) at skip_rest (a ring's rows that wrap);
+ * added when accumulate, else stored. Sums in float32, rounded once to bf16. */
+void wd_residual_skip_bf16(const uint16_t *restrict y, int64_t width, const uint16_t *restrict current,
+                           uint16_t *restrict next, int64_t rows, int64_t channels, int64_t s0, int64_t s1,
+                           uint16_t *restrict skip, uint16_t *restrict skip_rest, int64_t split, int accumulate) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        const uint16_t *restrict yr = y + i * width;
+        if (next) {
+            const uint16_t *restrict xr = current + i * channels;
+            uint16_t *restrict nr = next + i * channels;
+            int64_t c = 0;
+#ifdef WD_AVX512
+            for (; c + 16 <= channels; c += 16)
+                store_bf16x16(nr + c, _mm512_add_ps(load_bf16x16(xr + c), load_bf16x16(yr + c)));
+#endif
+            for (; c < channels; c++)
+                nr[c] = f32_to_bf16(bf16_to_f32(xr[c]) + bf16_to_f32(yr[c]));
+        }
+        if (i < s0 || i >= s1)
+            continue;
+        int64_t r = i - s0;
+        uint16_t *restrict sr = r < split ? skip + r * channels : skip_rest + (r - split) * channels;
+        const uint16_t *restrict ys = yr + width - channels;
+        if (!accumulate) {
+            memcpy(sr, ys, (size_t)channels * sizeof *sr);
+            continue;
+        }
+        int64_t c = 0;
+#ifdef WD_AVX512
+        for (; c + 16 <= channels; c += 16)
+            store_bf16x16(sr + c, _mm512_add_ps(load_bf16x16(sr + c), load_bf16x16(ys + c)));
+#endif
+        for (; c < channels; c++)
+            sr[c] = f32_to_bf16(bf16_to_f32(sr[c]) + bf16_to_f32(ys[c]));
     }
 }
 

@@ -69,10 +69,12 @@ class NativeKernels:
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
         p, i64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
-        lib.wd_gate_bf16.argtypes = [p, p, p, i64, p, i64, i64, f32]
+        lib.wd_gate_bf16.argtypes = [p, p, p, i64, p, p, f32, i64, i64, f32]
         lib.wd_gate_bf16.restype = None
         lib.wd_gate_f32.argtypes = [p, p, i64, i64, f32]
         lib.wd_gate_f32.restype = None
+        lib.wd_residual_skip_bf16.argtypes = [p, i64, p, p, i64, i64, i64, i64, p, p, i64, ctypes.c_int]
+        lib.wd_residual_skip_bf16.restype = None
         lib.wd_absmax_bf16.argtypes = [p, i64]
         lib.wd_absmax_bf16.restype = f32
         lib.wd_quantize_bf16_u8.argtypes = [p, p, i64, f32, f32]
@@ -84,15 +86,18 @@ class NativeKernels:
         self.path = path
 
     def gate(self, y: torch.Tensor, out: torch.Tensor, value: float,
-             cond: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+             cond: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+             quantize_scale: float | None = None) -> torch.Tensor:
         """``out (n, C) = a + value * a * b``, ``a, b = sigmoid(u[:, :C]), sigmoid(u[:, C:])``,
         ``u = y + cond`` (``u = y`` without ``cond``), for contiguous CPU ``y (n, 2C)`` in bf16
-        or fp32 (``out`` and ``cond`` the same dtype; ``cond`` in bf16 only). ``cond`` may be two
-        contiguous pieces whose rows follow each other."""
+        or fp32 (``cond`` in bf16 only). ``cond`` may be two contiguous pieces whose rows follow
+        each other. ``out`` has ``y``'s dtype, or, with ``quantize_scale`` (bf16 only), is uint8:
+        ``clamp(rint(g / quantize_scale) + 128, 0, 255)`` of the float32 value ``g``."""
         n, c2 = y.shape
-        if not (y.is_contiguous() and out.is_contiguous() and y.dtype == out.dtype and out.shape == (n, c2 // 2)):
+        want = torch.uint8 if quantize_scale is not None else y.dtype
+        if not (y.is_contiguous() and out.is_contiguous() and out.dtype == want and out.shape == (n, c2 // 2)):
             raise ValueError(f"gate: y {tuple(y.shape)} {y.dtype} and out {tuple(out.shape)} {out.dtype} "
-                             "must be contiguous (n, 2C) and (n, C) of one dtype")
+                             f"must be contiguous (n, 2C) and (n, C) {want}")
         if y.dtype == torch.bfloat16:
             pieces = () if cond is None else (cond,) if isinstance(cond, torch.Tensor) else tuple(cond)
             if pieces and not (all(c.is_contiguous() and c.dtype == y.dtype and c.shape[1:] == y.shape[1:]
@@ -101,15 +106,47 @@ class NativeKernels:
                                  f"{tuple(y.shape)}, {n} in all")
             first = pieces[0] if pieces else None
             rest = pieces[1] if len(pieces) > 1 else first
+            quantized = quantize_scale is not None
             self.lib.wd_gate_bf16(y.data_ptr(), None if first is None else first.data_ptr(),
                                   None if rest is None else rest.data_ptr(), n if first is None else first.shape[0],
-                                  out.data_ptr(), n, c2 // 2, value)
-        elif y.dtype == torch.float32 and cond is None:
+                                  None if quantized else out.data_ptr(), out.data_ptr() if quantized else None,
+                                  quantize_scale if quantized else 1.0, n, c2 // 2, value)
+        elif y.dtype == torch.float32 and cond is None and quantize_scale is None:
             self.lib.wd_gate_f32(y.data_ptr(), out.data_ptr(), n, c2 // 2, value)
         else:
-            raise ValueError(f"gate: dtype {y.dtype} (cond {'given' if cond is not None else 'none'}) is not one of "
-                             "bf16 with or without cond, fp32 without")
+            raise ValueError(f"gate: dtype {y.dtype} (cond {'given' if cond is not None else 'none'}, "
+                             f"quantize_scale {quantize_scale}) is not one of bf16 with or without cond and "
+                             "quantize_scale, fp32 without")
         return out
+
+    def residual_skip(self, y: torch.Tensor, residual: tuple[torch.Tensor, torch.Tensor] | None,
+                      skip: torch.Tensor | tuple[torch.Tensor, torch.Tensor], rows: tuple[int, int],
+                      accumulate: bool) -> None:
+        """The residual and skip updates of one projection ``y (n, W)`` (bf16, contiguous): with
+        ``residual = (current, next)`` (each ``(n, C)``, contiguous, ``W = 2C``),
+        ``next = current + y[:, :C]``; and ``skip (+)= y[s0:s1, W - C:]`` for ``rows = (s0, s1)``,
+        where ``skip`` is one ``(s1 - s0, C)`` tensor or two whose rows follow each other
+        (added when ``accumulate``, else stored). Sums in float32, rounded once."""
+        n, width = y.shape
+        s0, s1 = rows
+        pieces = (skip,) if isinstance(skip, torch.Tensor) else tuple(skip)
+        C = pieces[0].shape[1] if pieces else 0
+        tensors = [y, *pieces, *(residual or ())]
+        if not (all(t.is_contiguous() and t.dtype == torch.bfloat16 for t in tensors) and 0 <= s0 <= s1 <= n
+                and all(p.dim() == 2 and p.shape[1] == C for p in pieces) and sum(p.shape[0] for p in pieces) == s1 - s0
+                and width == (2 * C if residual is not None else C)
+                and (residual is None or all(t.shape == (n, C) for t in residual))):
+            raise ValueError(f"residual_skip: y {tuple(y.shape)}, residual "
+                             f"{None if residual is None else [tuple(t.shape) for t in residual]}, skip "
+                             f"{[tuple(p.shape) for p in pieces]} and rows {rows} must be contiguous bf16 with "
+                             "y (n, 2C) (or (n, C) without residual), residual (n, C) each, skip (s1 - s0, C) "
+                             "in all, 0 <= s0 <= s1 <= n")
+        first = pieces[0]
+        rest = pieces[1] if len(pieces) > 1 else first
+        current, nxt = residual if residual is not None else (None, None)
+        self.lib.wd_residual_skip_bf16(y.data_ptr(), width, None if current is None else current.data_ptr(),
+                                       None if nxt is None else nxt.data_ptr(), n, C, s0, s1, first.data_ptr(),
+                                       rest.data_ptr(), first.shape[0], int(accumulate))
 
     def quantize(self, x: torch.Tensor, out: torch.Tensor, zero_point: int) -> float:
         """Quantize contiguous bf16 ``x`` into uint8 ``out`` (same shape) with scale

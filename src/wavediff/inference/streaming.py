@@ -237,7 +237,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     width = pre + B + 3 * max(dil) + unit
     work = [ws.get("stream_a", (width, C), dt), ws.get("stream_b", (width, C), dt)]
     ybuf = ws.get("conv_out", (tile, 2 * C), dt)
-    gate = ws.get("gate", (tile, C), dt)
+    gate = ws.get("gate", (tile, C), engine.gate_dtype)
     wide = ws.get("stream_wrap_wide", (tile, 2 * C), dt)         # tiles that wrap around a ring
     narrow = ws.get("stream_wrap_narrow", (tile, C), dt)
     mel_tile = ws.get("stream_wrap_mel", (tile, engine.folded.n_mels), dt)
@@ -313,17 +313,12 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
                     y, left = engine._conv(layer, cur[t0 - d - base:t1 + d - base], bias[l], cond, None, ybuf)
                     n = t1 - t0
                     g = engine._gate(y, gate[:n], left)
+                    residual = None
                     if l + 1 < L:   # the next layer's new rows, where its base puts them
                         at = t0 - (o0 - 2 * dil[l + 1] - pre)
-                        torch.addmm(cur[t0 - base:t1 - base], g, layer.residual_weight, out=nxt[at:at + n])
-                    skip_rows = skips[k].view(t0, t1) if (t0, t1) == (o0, o1) else None
-                    if skip_rows is None:   # padded, or wraps around the ring: through a scratch tile
-                        part = torch.mm(g, layer.skip_weight, out=narrow[:n])[o0 - t0:o1 - t0]
-                        skips[k].write(o0, part, accumulate=l > 0)
-                    elif l == 0:
-                        torch.mm(g, layer.skip_weight, out=skip_rows)
-                    else:
-                        skip_rows.addmm_(g, layer.skip_weight)
+                        residual = (cur[t0 - base:t1 - base], nxt[at:at + n])
+                    # only rows [o0, o1) are new (a padded tile's others are thrown away)
+                    engine._project(layer, g, residual, skips[k].pieces(o0, o1), (o0 - t0, o1 - t0), l > 0, narrow)
                 ctx.copy_(cur[in1 - 2 * d - base:in1 - base])   # the last 2d input rows, for the next block
                 cur, nxt = nxt, cur
             # rows of eps_theta complete in this block: the update x_{s-1} = c2 (x_s - c1 eps) + sigma z
