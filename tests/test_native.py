@@ -78,10 +78,11 @@ def test_gate_into_uint8_levels_rounds_the_closed_form(channels):
                      quantize_scale=scale)
     g = _gate_reference(y.float() + cond.float(), -2.0)             # in (-1, 1)
     levels = (torch.round(g / scale) + 128).clamp(0, 255)
-    # float32 sigmoid error (~1e-6) can only move a value lying within that of a rounding boundary
+    # the uint8 gate's sigmoid is coarse: relative error <= 2^-14 (rcp14) + 2.7e-6 (2^f) each, so
+    # |g error| <= 2 * 6.4e-5 = 0.016 of a level: only values that close to a rounding boundary move
     assert (q.double() - levels).abs().max() <= 1
-    assert (q.double() != levels).double().mean() < 1e-3
-    assert (q.double() - 128 - g / scale).abs().max() <= 0.5 + 1e-3   # half a level from the exact value
+    assert (q.double() - 128 - g / scale).abs().max() <= 0.5 + 0.017   # half a level, plus that error
+    assert (q.double() != levels).double().mean() < 0.033
     with pytest.raises(ValueError, match="uint8"):
         kernels.gate(y, torch.empty(700, channels, dtype=torch.bfloat16), -2.0, quantize_scale=scale)
 

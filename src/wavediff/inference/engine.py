@@ -47,7 +47,7 @@ from wavediff.errors import WavediffError
 from wavediff.inference import native as native_kernels
 from wavediff.inference.folding import COMPUTE_DTYPES, FoldedDiffWave, quantize_int8
 from wavediff.inference.streaming import place_cursors, stream_chain
-from wavediff.inference.workspace import Workspace
+from wavediff.inference.workspace import Workspace, keep_freed_memory
 from wavediff.models.diffwave import DiffWave
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,8 @@ class InferenceEngine:
             raise WavediffError(f"native=True but the native kernels are unavailable for {precision} on "
                                 f"{self.device} (see the log); use native=None or False")
         self.workspace = Workspace(self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()   # oneDNN's int8 outputs are new tensors each call (see the workspace module)
 
     # ------------------------------------------------------------------ layout
     def _layout(self, lengths: Sequence[int]) -> tuple[list[_Segment], int]:
