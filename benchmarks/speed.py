@@ -34,6 +34,14 @@ Variants:
 
     python benchmarks/speed.py --seconds 5 --threads 2 --repeats 5
     python benchmarks/speed.py --seconds 20 --variants cli-bf16 cli-int8 --repeats 5
+
+On a GPU (``--device cuda``; the int8 and ``-torch`` variants are CPU-only): the GEMM peak is
+measured on the device in fp32 and bf16, each timed call ends with a device synchronisation,
+peak memory is the device's peak allocation, and the engine runs as ``auto`` plans it there
+(one pass recorded as a CUDA graph while it fits, else 10 s chunks; ``*-stream`` streams):
+
+    python benchmarks/speed.py --device cuda --seconds 5 --repeats 5 \
+        --variants reference engine-fp32 engine-bf16 engine-bf16-stream cli-bf16
 """
 from __future__ import annotations
 
@@ -63,22 +71,34 @@ CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-comp
                   "engine-int8-stream-torch": "int8", "engine-int8-torch": "int8"}
 
 
-def gemm_peaks(threads: int) -> dict[str, float]:
-    """GFLOP/s of a 2048^3 product in fp32, bf16 and int8 (median of 5)."""
+CPU_ONLY = ("int8",)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_peaks(threads: int, device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    """GFLOP/s of a 2048^3 product in fp32, bf16 and (CPU) int8 (median of 5); on CUDA 8192^3."""
     torch.set_num_threads(threads)
-    n = 2048
+    n = 2048 if device.type == "cpu" else 8192
     out = {}
     for name, make, mm in [
-        ("fp32", lambda: torch.randn(n, n), torch.mm),
-        ("bf16", lambda: torch.randn(n, n).to(torch.bfloat16), torch.mm),
+        ("fp32", lambda: torch.randn(n, n, device=device), torch.mm),
+        ("bf16", lambda: torch.randn(n, n, device=device).to(torch.bfloat16), torch.mm),
         ("int8", lambda: torch.randint(-100, 100, (n, n), dtype=torch.int8), torch._int_mm),
     ]:
+        if name in CPU_ONLY and device.type != "cpu":
+            continue
         a, b = make(), make()
         mm(a, b)
+        _sync(device)
         times = []
         for _ in range(5):
             t0 = time.perf_counter()
             mm(a, b)
+            _sync(device)
             times.append(time.perf_counter() - t0)
         out[name] = 2 * n ** 3 / statistics.median(times) / 1e9
     return out
@@ -124,6 +144,7 @@ def _worker(args: argparse.Namespace) -> None:
 
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     from wavediff.config import load_config
     from wavediff.data.synthetic import synthesize_utterance
     from wavediff.diffusion.samplers import sample
@@ -154,7 +175,7 @@ def _worker(args: argparse.Namespace) -> None:
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "wavediff", "vocode", "--checkpoint", str(ckpt), "--input",
                                 str(wav), "--out", str(Path(tmp) / "out"), "--steps", str(args.steps), "--threads",
-                                str(args.threads), "--device", "cpu", "--precision", precision, *chunk],
+                                str(args.threads), "--device", args.device, "--precision", precision, *chunk],
                                check=True, capture_output=True)
                 times.append(time.perf_counter() - t0)
         times = times[args.warmup:]
@@ -163,12 +184,12 @@ def _worker(args: argparse.Namespace) -> None:
         if variant.startswith("engine-"):
             parts = variant.split("-")
             precision = parts[1]
-            vocoder = Vocoder(model, cfg, "cpu", precision=precision,
+            vocoder = Vocoder(model, cfg, device, precision=precision,
                               weights="int8" if "int8w" in parts else "float",
                               chunk_seconds=args.chunk_seconds if "chunk" in parts
-                              else "stream" if "stream" in parts else None)
+                              else "stream" if "stream" in parts else "auto" if device.type != "cpu" else None)
         else:
-            vocoder = Vocoder(model, cfg, "cpu", precision="fp32", chunk_seconds=None)
+            vocoder = Vocoder(model, cfg, device, precision="fp32", chunk_seconds=None)
         mel = vocoder.mel(audio)
         mels = [mel] * args.batch
         chain = vocoder.chain(args.steps)
@@ -187,21 +208,27 @@ def _worker(args: argparse.Namespace) -> None:
                         cond = model.condition(mel=batch_mel)
                         denoise = lambda x, t: net(x, t, cond=cond)  # noqa: E731
                     sample(denoise, (args.batch, mel.shape[-1] * cfg.mel.hop_length), chain,
-                           generator=torch.Generator().manual_seed(0))
+                           generator=torch.Generator().manual_seed(0), device=device)
         else:
             def run() -> None:
                 vocoder.vocode(mels, args.steps, generator=torch.Generator().manual_seed(0))
         warm = None
         resident = _reset_peak()      # model, inputs and mel are in memory from here on
+        if device.type == "cuda":
+            _sync(device)
+            resident = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
         if args.warmup:
             t0 = time.perf_counter()
             run()                               # warm-up at full length (and compile)
+            _sync(device)
             warm = time.perf_counter() - t0
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             run()
+            _sync(device)
             times.append(time.perf_counter() - t0)
-        peak = _peak_since_reset()
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else _peak_since_reset()
         if peak is None:              # not Linux: the process's lifetime peak
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         else:
@@ -224,19 +251,33 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, choices=[0, 1], default=1,
                         help="one untimed call at full length first (default 1)")
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(CONV_PRECISION))
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args)
         return
-    peaks = gemm_peaks(args.threads)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device {args.device!r}: choose cpu or cuda[:N]")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {args.device!r}: choose cpu or cuda[:N]")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is visible to torch")
+        cpu_only = [v for v in args.variants if CONV_PRECISION[v] in CPU_ONLY or v.endswith("-torch")]
+        if cpu_only:
+            parser.error(f"--device cuda: variants {cpu_only} run on a CPU only")
+    peaks = gemm_peaks(args.threads, device)
     from wavediff.devices import cpu_name
 
-    print(f"# wavediff inference speed, {date.today()}, {cpu_name()}, {args.threads} threads, torch "
+    where = cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device)
+    print(f"# wavediff inference speed, {date.today()}, {where}, {args.threads} threads, torch "
           f"{torch.__version__}, Python {platform.python_version()}")
-    print(f"# GEMM peak measured now (2048^3): fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f}, "
-          f"int8 {peaks['int8']:.0f} GFLOP/s")
+    size = 2048 if device.type == "cpu" else 8192
+    print(f"# GEMM peak measured now ({size}^3): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s")
     print(f"# command: python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}")
     print("| variant | preset | steps | conv precision | batch | audio (s) | threads | RTF median | runs (s) "
           "| GFLOP/s | of GEMM peak | peak memory (GB) |")
@@ -246,7 +287,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", variant, "--preset", args.preset, "--seconds",
                str(args.seconds), "--steps", str(args.steps), "--batch", str(args.batch), "--threads",
                str(args.threads), "--repeats", str(args.repeats), "--chunk-seconds", str(args.chunk_seconds),
-               "--warmup", str(args.warmup)]
+               "--warmup", str(args.warmup), "--device", args.device]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         if variant.endswith("-torch"):
             env["WAVEDIFF_NATIVE"] = "0"

@@ -25,7 +25,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_inference(p: argparse.ArgumentParser, default_precision: str) -> None:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=default_precision,
-                   help=f"inference precision; int8 = dilated convs in int8, the rest bf16 (x86 CPU); "
+                   help=f"inference precision; int8 = dilated convs and residual/skip projections in int8, "
+                        f"the rest bf16 (x86 CPU); "
                         f"auto = bf16 where the hardware has it (AVX512-BF16/AMX CPU, "
                         f"CUDA), else fp32; fp32 is the reference (default {default_precision})")
     p.add_argument("--weights", choices=["float", "int8"], default="float",

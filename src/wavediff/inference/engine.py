@@ -20,6 +20,15 @@ channels-last, with the conditioner added in the same call), one in-place sigmoi
 addcmul and two in-place GEMMs, over tiles of ``tile_rows`` rows so temporaries stay
 small and in cache.
 
+int8: the conv input is quantized per tile (uint8 around 128, scale max|x|/127) and the
+conv runs in int8; the gate's output, which lies in (-1, 1), is written as uint8 levels of
+the fixed scale 1/127, and the residual and skip projections run as one int8 GEMM
+``(n, C) -> (n, 2C)`` (weights per output channel), whose halves are added into the
+residual stream and the skip sum in one pass. Those projections need the native kernels
+(:mod:`wavediff.inference.native`: the gate adds the conditioner as it reads and writes the
+levels directly, and the two sums are one kernel); without them they stay bf16, which is
+faster than the int8 GEMM with torch operations around it (measured).
+
 Streaming (``streaming=True``, the CPU default of :class:`~wavediff.pipelines.Vocoder`):
 every step and layer advance together through the rows in blocks, each conditioner
 projection computed once; see :mod:`wavediff.inference.streaming`.
@@ -93,11 +102,11 @@ class _Segment:
 
 class _Layer:
     """One folded layer's tensors on the engine's device and dtype (and, for int8, its conv
-    weights and its residual and skip projections quantized per output channel and packed
-    for oneDNN; the last layer has no residual projection)."""
+    weights and, with ``int8_projections``, its residual and skip projections quantized per
+    output channel and packed for oneDNN; the last layer has no residual projection)."""
 
     def __init__(self, folded, dtype: torch.dtype, device: torch.device, int8: bool = False,
-                 last: bool = False) -> None:
+                 int8_projections: bool = False, last: bool = False) -> None:
         self.dilation = folded.dilation
         self.packed = None
         self.projection = None
@@ -107,6 +116,7 @@ class _Layer:
             self.weight_zero = torch.zeros(q.shape[0], dtype=torch.int64)
             self.packed = torch.ops.onednn.qconv_prepack(q, self.weight_scale, 1.0, INT8_ZERO_POINT, [1, 1],
                                                          [0, 0], [1, folded.dilation], 1, None)
+        if int8_projections:
             # one GEMM for both projections: (C, 2C) time-major = [residual | skip]
             both = folded.skip_weight if last else torch.cat([folded.residual_weight, folded.skip_weight], 1)
             q, scale = quantize_int8(both.t(), dim=0)          # (outputs, C) per output channel
@@ -134,7 +144,9 @@ class InferenceEngine:
         precision: ``"fp32"`` (the reference); ``"bf16"`` (GEMMs, convs and activations in
             bfloat16; the diffusion state and its update stay fp32); ``"int8"`` (as bf16, but
             each dilated conv runs in int8 on oneDNN: weights per output channel, the input
-            quantized per tile with scale max|x|/127; x86 CPUs only).
+            quantized per tile with scale max|x|/127; and, with the native kernels, the residual
+            and skip projections run as one int8 GEMM of the gate output in levels of 1/127;
+            x86 CPUs only).
         weights: ``"float"`` or ``"int8"`` (per-channel int8 rounding of the stack's
             matrices; see :class:`~wavediff.inference.folding.FoldedDiffWave`).
         device: where to run; oneDNN fused kernels are used on CPU.
@@ -192,10 +204,6 @@ class InferenceEngine:
         if self.int8 and not (self.device.type == "cpu" and int8_available()):
             raise WavediffError(f"precision='int8' needs oneDNN's quantized conv on a CPU; this is {self.device} "
                                 f"with torch {torch.__version__}; use 'bf16' or 'fp32'")
-        last = len(self.folded.layers) - 1
-        self.layers = [_Layer(layer, dt, dev, self.int8, i == last) for i, layer in enumerate(self.folded.layers)]
-        # int8: the gate's output feeds the int8 projections as uint8 levels
-        self.gate_dtype = torch.uint8 if self.int8 else dt
         self.skip_weight = self.folded.skip_weight.to(dev, dt)
         self.skip_bias = self.folded.skip_bias.to(dev, dt)
         self.out_weight = self.folded.out_weight.to(dev, dt)
@@ -205,6 +213,13 @@ class InferenceEngine:
         self.use_onednn = self.device.type == "cpu" and torch.backends.mkldnn.is_available()
         wants_native = native is not False and self.device.type == "cpu" and precision != "fp32"
         self.native = native_kernels.load() if wants_native else None
+        # int8 projections read the gate's output as uint8 levels and need the native kernels to
+        # be worth it: with torch operations they ran slower than bf16 ones (README, speed table)
+        self.int8_projections = self.int8 and self.native is not None
+        last = len(self.folded.layers) - 1
+        self.layers = [_Layer(layer, dt, dev, self.int8, self.int8_projections, i == last)
+                       for i, layer in enumerate(self.folded.layers)]
+        self.gate_dtype = torch.uint8 if self.int8_projections else dt
         # the int8 conv leaves the conditioner to the native gate, which can read it in two pieces
         self.defers_conditioner = self.int8 and self.native is not None
         mode = "streaming" if streaming else f"chunks of {chunk_samples}" if chunk_samples else "one pass"
@@ -362,26 +377,22 @@ class InferenceEngine:
               cond: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The folded gate ``g' = s_g - 2 s_g s_f`` of conv output ``y + cond`` (``(n, 2C)``;
         ``cond`` when the conv did not add it) into ``out (n, C)`` (see
-        :mod:`wavediff.inference.folding`); ``y`` is overwritten on the torch path. For int8,
-        ``out`` is uint8: ``g'`` in levels of :data:`GATE_SCALE` around 128 (returned, on the
-        torch path, in a new tensor)."""
+        :mod:`wavediff.inference.folding`); ``y`` is overwritten on the torch path. With int8
+        projections (native kernels only), ``out`` is uint8: ``g'`` in levels of
+        :data:`GATE_SCALE` around 128."""
         C = self.channels
-        quantize = GATE_SCALE if self.int8 else None
+        quantize = GATE_SCALE if self.int8_projections else None
         if self.native is not None and y.is_contiguous():
             return self.native.gate(y, out, -2.0, cond, quantize)
+        if quantize is not None:
+            raise AssertionError("int8 projections run with the native kernels only")
         if isinstance(cond, tuple):
             y[:cond[0].shape[0]].add_(cond[0])
             y[cond[0].shape[0]:].add_(cond[1])
         elif cond is not None:
             y.add_(cond)
         y.sigmoid_()
-        if not self.int8:
-            return torch.addcmul(y[:, :C], y[:, :C], y[:, C:], value=-2.0, out=out)
-        g = torch.addcmul(y[:, :C], y[:, :C], y[:, C:], value=-2.0).float()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            q = torch.quantize_per_tensor(g, GATE_SCALE, INT8_ZERO_POINT, torch.quint8)
-        return torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), 0, q.shape, q.stride())
+        return torch.addcmul(y[:, :C], y[:, :C], y[:, C:], value=-2.0, out=out)
 
     def _project(self, layer: _Layer, g: torch.Tensor, residual: tuple[torch.Tensor, torch.Tensor] | None,
                  skip: torch.Tensor | tuple[torch.Tensor, torch.Tensor], rows: tuple[int, int],
@@ -392,29 +403,25 @@ class InferenceEngine:
         for the last layer). ``skip`` receives rows ``rows = (s0, s1)`` of ``g W_s``, added
         when ``accumulate``, else stored: one ``(s1 - s0, C)`` tensor, or two whose rows
         follow each other (a ring's rows that wrap). ``scratch`` is an ``(n, C)`` buffer.
-        For int8, ``g`` is uint8 levels and both projections are one oneDNN int8 GEMM."""
+        With int8 projections, ``g`` is uint8 levels and both are one oneDNN int8 GEMM whose
+        halves the native kernel adds in one pass."""
         s0, s1 = rows
-        n, C = g.shape[0], self.channels
+        n = g.shape[0]
         if layer.projection is not None:
             y = torch.ops.onednn.qlinear_pointwise(g, GATE_SCALE, INT8_ZERO_POINT, layer.projection,
                                                    layer.projection_scale, layer.projection_zero, None, 1.0, 0,
                                                    self.dtype, "none", [], "")
-            if self.native is not None:
-                self.native.residual_skip(y, residual, skip, rows, accumulate)
-                return
-            if residual is not None:
-                torch.add(residual[0], y[:, :C], out=residual[1])
-            part = y[s0:s1, -C:]
-        else:
-            if residual is not None:
-                torch.addmm(residual[0], g, layer.residual_weight, out=residual[1])
-            if isinstance(skip, torch.Tensor) and rows == (0, n):
-                if accumulate:
-                    skip.addmm_(g, layer.skip_weight)
-                else:
-                    torch.mm(g, layer.skip_weight, out=skip)
-                return
-            part = torch.mm(g, layer.skip_weight, out=scratch[:n])[s0:s1]
+            self.native.residual_skip(y, residual, skip, rows, accumulate)
+            return
+        if residual is not None:
+            torch.addmm(residual[0], g, layer.residual_weight, out=residual[1])
+        if isinstance(skip, torch.Tensor) and rows == (0, n):
+            if accumulate:
+                skip.addmm_(g, layer.skip_weight)
+            else:
+                torch.mm(g, layer.skip_weight, out=skip)
+            return
+        part = torch.mm(g, layer.skip_weight, out=scratch[:n])[s0:s1]
         at = 0
         for piece in (skip,) if isinstance(skip, torch.Tensor) else skip:
             rows_here = part[at:at + piece.shape[0]]

@@ -4,7 +4,9 @@ torch runs a DiffWave layer's gate as two passes over the conv output (``sigmoid
 ``addcmul``) and quantizes an int8 conv input in three (``float()``, ``aminmax``,
 ``quantize_per_tensor``). :file:`kernels.c` does each in one pass with a vectorised
 sigmoid; on the 2-core development machine that is most of a layer's non-GEMM time (see
-the README's speed table for the measured gain).
+the README's speed table for the measured gain). For int8 the gate also writes its output
+as uint8 levels for the int8 projections, and one kernel adds the projection's two halves
+into the residual stream and the skip sum.
 
 The C file is compiled once per machine with the system C compiler (``$CC``, else ``cc``
 or ``gcc``; ``-O3 -march=native -fopenmp``) into ``$WAVEDIFF_CACHE`` (default
