@@ -4,12 +4,14 @@ process's allocator told to keep freed memory.
 Every large fresh allocation is memory the kernel must fault in and zero page by page:
 measured on the 2-core development machine, first-touching a fresh 3.4 GB mapping took
 4.5 s, while mapping it with ``MAP_POPULATE`` (the kernel fills every page in one call)
-took 0.95 s and touching it afterwards 0.07 s. With 2 MB pages it is faster still: 256 MB
-took 0.082 s with ``MAP_POPULATE`` (4 kB pages) and 0.027 s advised ``MADV_HUGEPAGE`` and
-then populated with ``MADV_POPULATE_WRITE`` (Linux 5.14). The engine therefore takes its
-big buffers from a :class:`Workspace`, which maps them that way on Linux (falling back to
-touching the advised pages, then to ``torch.empty`` elsewhere and on other devices), and
-hands the same memory back on the next call when it is large enough.
+took 0.95 s and touching it afterwards 0.07 s. The engine therefore takes its big buffers
+from a :class:`Workspace`, which on Linux advises them ``MADV_HUGEPAGE`` (2 MB pages: fewer
+TLB misses in the kernels that stream through them) and populates them in one call with
+``MADV_POPULATE_WRITE`` (Linux 5.14; older kernels: touching each page), and hands the same
+memory back on the next call when it is large enough; ``torch.empty`` elsewhere and on
+other devices. Populating 400 MB that way took 0.31-1.19 s, against 0.46-1.52 s with
+``MAP_POPULATE`` and 4 kB pages, in alternating runs: fresh memory is slow on this virtual
+machine either way, and its cost varies from run to run.
 
 Operations that return new tensors (oneDNN's int8 conv and GEMM have no ``out=``) take
 them from the C allocator. glibc serves blocks of 4 MB either by ``mmap`` or from a heap
