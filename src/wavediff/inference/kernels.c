@@ -179,6 +179,17 @@ void wd_gate_bf16(const uint16_t *restrict y, const uint16_t *restrict cond, con
     }
 }
 
+/* out[c] = bf16(a[c] + b[c]) for one row of bf16 values (out may be a). */
+static inline void add_row_bf16(uint16_t *out, const uint16_t *a, const uint16_t *b, int64_t channels) {
+    int64_t c = 0;
+#ifdef WD_AVX512
+    for (; c + 16 <= channels; c += 16)
+        store_bf16x16(out + c, _mm512_add_ps(load_bf16x16(a + c), load_bf16x16(b + c)));
+#endif
+    for (; c < channels; c++)
+        out[c] = f32_to_bf16(bf16_to_f32(a[c]) + bf16_to_f32(b[c]));
+}
+
 /* The residual and skip updates from one projection y (rows, width) bf16 contiguous, whose last C
  * columns are the skip projection and (when width = 2C) first C the residual one:
  *   next[i, :] = current[i, :] + y[i, :C]                      for i in [0, rows), when next;
@@ -190,34 +201,17 @@ void wd_residual_skip_bf16(const uint16_t *restrict y, int64_t width, const uint
                            uint16_t *restrict skip, uint16_t *restrict skip_rest, int64_t split, int accumulate) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++) {
-        const uint16_t *restrict yr = y + i * width;
-        if (next) {
-            const uint16_t *restrict xr = current + i * channels;
-            uint16_t *restrict nr = next + i * channels;
-            int64_t c = 0;
-#ifdef WD_AVX512
-            for (; c + 16 <= channels; c += 16)
-                store_bf16x16(nr + c, _mm512_add_ps(load_bf16x16(xr + c), load_bf16x16(yr + c)));
-#endif
-            for (; c < channels; c++)
-                nr[c] = f32_to_bf16(bf16_to_f32(xr[c]) + bf16_to_f32(yr[c]));
-        }
+        const uint16_t *yr = y + i * width;
+        if (next)
+            add_row_bf16(next + i * channels, current + i * channels, yr, channels);
         if (i < s0 || i >= s1)
             continue;
         int64_t r = i - s0;
-        uint16_t *restrict sr = r < split ? skip + r * channels : skip_rest + (r - split) * channels;
-        const uint16_t *restrict ys = yr + width - channels;
-        if (!accumulate) {
-            memcpy(sr, ys, (size_t)channels * sizeof *sr);
-            continue;
-        }
-        int64_t c = 0;
-#ifdef WD_AVX512
-        for (; c + 16 <= channels; c += 16)
-            store_bf16x16(sr + c, _mm512_add_ps(load_bf16x16(sr + c), load_bf16x16(ys + c)));
-#endif
-        for (; c < channels; c++)
-            sr[c] = f32_to_bf16(bf16_to_f32(sr[c]) + bf16_to_f32(ys[c]));
+        uint16_t *sr = r < split ? skip + r * channels : skip_rest + (r - split) * channels;
+        if (accumulate)
+            add_row_bf16(sr, sr, yr + width - channels, channels);
+        else
+            memcpy(sr, yr + width - channels, (size_t)channels * sizeof *sr);
     }
 }
 
