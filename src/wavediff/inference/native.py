@@ -15,8 +15,9 @@ and the CPU, and loaded with :mod:`ctypes`. OpenMP binds to the ``libgomp.so.1``
 already loaded, so ``torch.set_num_threads`` governs it too.
 
 Everything here is optional: with no compiler, a failed build, a non-x86/Linux system or
-``WAVEDIFF_NATIVE=0``, :func:`load` returns ``None`` (logged once) and the engine uses the
-torch operations, which stay the reference the kernels are tested against.
+``WAVEDIFF_NATIVE=0``, :func:`load` returns ``None`` (logged once) and the engine uses torch
+operations (for int8, with its residual and skip projections in bf16). The kernels are tested
+against closed forms and torch's own quantization.
 """
 from __future__ import annotations
 
