@@ -77,6 +77,14 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.02)
 
 
+def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the training ended (status {proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
+        time.sleep(0.02)
+
+
 def weights_and_losses(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[int, float]]:
     state = load_training_state(list_checkpoints(run_dir / "checkpoints")[-1])
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -97,6 +105,9 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, audio_d
     killed = tmp_path / "killed"
     proc = start(train_args(config_file, audio_dir, killed, "--max-steps", "100000"), tmp_path / "killed.log")
     wait_for(killed / "checkpoints" / "step_00000009", proc)
+    # the folder appears (renamed into place) before `latest` names it: wait for both, or a kill
+    # that lands in between (seen under load) leaves step 6 as the run's latest, correctly
+    wait_until(lambda: int(resolve_checkpoint(killed).name.split("_")[1]) >= 9, proc, "latest >= step 9")
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     reached = int(resolve_checkpoint(killed).name.split("_")[1])
