@@ -70,11 +70,7 @@ def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"the training ended (status {proc.returncode}) before {path} appeared"
-        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
-        time.sleep(0.02)
+    wait_until(path.exists, proc, str(path), timeout)
 
 
 def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
