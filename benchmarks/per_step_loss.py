@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import torch
 
@@ -76,7 +77,7 @@ def main() -> None:
             pred = model(xt, torch.full((len(chosen),), t, dtype=torch.long), labels=y)
         model_mse = float((pred - eps).pow(2).mean())
         base_mse = float((white_baseline(xt, a, power) - eps).pow(2).mean())
-        snr_db = 10.0 * torch.log10(torch.tensor(a * power / (1.0 - a))).item() if a < 1.0 else float("inf")
+        snr_db = 10.0 * math.log10(a * power / (1.0 - a)) if a < 1.0 else float("inf")
         rows.append({"step": t, "alpha_bar": a, "snr_db": snr_db, "model_mse": model_mse, "baseline_mse": base_mse})
         print(f"| {t} | {a:.4f} | {snr_db:.1f} | {model_mse:.5f} | {base_mse:.5f} | {model_mse / base_mse:.2f} |")
     if args.json:
