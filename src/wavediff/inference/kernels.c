@@ -284,3 +284,101 @@ void wd_quantize_bf16_u8(const uint16_t *restrict x, uint8_t *restrict q, int64_
         }
     }
 }
+
+/* ---- training: the gate of a residual layer and its adjoint, bf16 activations ----------------- */
+
+/* Forward. u = pre[i, :] + bias[i / rows_per_item, :] (pre (rows, 2C) bf16, bias (items, 2C) float32);
+ * s = sigmoid(u[:C]), t = tanh(u[C:]) = 2 sigmoid(2 u[C:]) - 1, stored as gates[i] = [s | t] in bf16;
+ * h[i] = s t (from the unrounded values) in bf16. */
+void wd_train_gate_fwd_bf16(const uint16_t *restrict pre, const float *restrict bias, int64_t rows_per_item,
+                            uint16_t *restrict gates, uint16_t *restrict h, int64_t rows, int64_t channels) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        const uint16_t *restrict pr = pre + i * 2 * channels;
+        const float *restrict br = bias + (i / rows_per_item) * 2 * channels;
+        uint16_t *restrict gr = gates + i * 2 * channels;
+        uint16_t *restrict hr = h + i * channels;
+        int64_t c = 0;
+#ifdef WD_AVX512
+        __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+        for (; c + 16 <= channels; c += 16) {
+            __m512 s = sigmoid16(_mm512_add_ps(load_bf16x16(pr + c), _mm512_loadu_ps(br + c)));
+            __m512 ub = _mm512_add_ps(load_bf16x16(pr + channels + c), _mm512_loadu_ps(br + channels + c));
+            __m512 t = _mm512_fmsub_ps(two, sigmoid16(_mm512_mul_ps(two, ub)), one);
+            store_bf16x16(gr + c, s);
+            store_bf16x16(gr + channels + c, t);
+            store_bf16x16(hr + c, _mm512_mul_ps(s, t));
+        }
+#endif
+        for (; c < channels; c++) {
+            float s = sigmoid(bf16_to_f32(pr[c]) + br[c]);
+            float t = 2.0f * sigmoid(2.0f * (bf16_to_f32(pr[channels + c]) + br[channels + c])) - 1.0f;
+            gr[c] = f32_to_bf16(s);
+            gr[channels + c] = f32_to_bf16(t);
+            hr[c] = f32_to_bf16(s * t);
+        }
+    }
+}
+
+/* Backward. From g_h (rows, C) and gates [s | t] (rows, 2C), both bf16:
+ *   g_pre[i] = [g_h t s (1 - s) | g_h s (1 - t^2)]  (bf16, rows x 2C),
+ *   bias_grad[item, :] = sum of g_pre's rows of that item (float32, items x 2C; rows_per_item rows each).
+ * Row blocks within an item are summed in float32 per thread, then added in a fixed order, so the
+ * result does not depend on the thread count's scheduling. */
+#define GATE_BLOCK 512
+void wd_train_gate_bwd_bf16(const uint16_t *restrict g_h, const uint16_t *restrict gates, uint16_t *restrict g_pre,
+                            float *restrict bias_grad, float *restrict scratch, int64_t rows, int64_t channels,
+                            int64_t rows_per_item) {
+    int64_t items = rows / rows_per_item;
+    int64_t per_item = (rows_per_item + GATE_BLOCK - 1) / GATE_BLOCK;
+    int64_t blocks = items * per_item, width = 2 * channels;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t item = b / per_item, k = b % per_item;
+        int64_t i0 = item * rows_per_item + k * GATE_BLOCK;
+        int64_t i1 = i0 + GATE_BLOCK;
+        if (i1 > (item + 1) * rows_per_item)
+            i1 = (item + 1) * rows_per_item;
+        float *restrict acc = scratch + b * width;
+        for (int64_t c = 0; c < width; c++)
+            acc[c] = 0.0f;
+        for (int64_t i = i0; i < i1; i++) {
+            const uint16_t *restrict gr = gates + i * width;
+            const uint16_t *restrict ghr = g_h + i * channels;
+            uint16_t *restrict out = g_pre + i * width;
+            int64_t c = 0;
+#ifdef WD_AVX512
+            __m512 one = _mm512_set1_ps(1.0f);
+            for (; c + 16 <= channels; c += 16) {
+                __m512 s = load_bf16x16(gr + c), t = load_bf16x16(gr + channels + c), g = load_bf16x16(ghr + c);
+                __m512 gs = _mm512_mul_ps(g, s);
+                __m512 da = _mm512_mul_ps(_mm512_mul_ps(gs, t), _mm512_sub_ps(one, s));
+                __m512 db = _mm512_mul_ps(gs, _mm512_fnmadd_ps(t, t, one));
+                store_bf16x16(out + c, da);
+                store_bf16x16(out + channels + c, db);
+                /* the bias gradient sums the values as stored (what the GEMMs see) */
+                _mm512_storeu_ps(acc + c, _mm512_add_ps(_mm512_loadu_ps(acc + c), load_bf16x16(out + c)));
+                _mm512_storeu_ps(acc + channels + c, _mm512_add_ps(_mm512_loadu_ps(acc + channels + c),
+                                                                   load_bf16x16(out + channels + c)));
+            }
+#endif
+            for (; c < channels; c++) {
+                float s = bf16_to_f32(gr[c]), t = bf16_to_f32(gr[channels + c]), g = bf16_to_f32(ghr[c]);
+                out[c] = f32_to_bf16(g * s * t * (1.0f - s));
+                out[channels + c] = f32_to_bf16(g * s * (1.0f - t * t));
+                acc[c] += bf16_to_f32(out[c]);
+                acc[channels + c] += bf16_to_f32(out[channels + c]);
+            }
+        }
+    }
+    for (int64_t item = 0; item < items; item++) {
+        float *restrict dst = bias_grad + item * width;
+        for (int64_t c = 0; c < width; c++)
+            dst[c] = 0.0f;
+        for (int64_t k = 0; k < per_item; k++) {
+            const float *restrict acc = scratch + (item * per_item + k) * width;
+            for (int64_t c = 0; c < width; c++)
+                dst[c] += acc[c];
+        }
+    }
+}

@@ -82,6 +82,10 @@ class NativeKernels:
         lib.wd_absmax_bf16.restype = f32
         lib.wd_quantize_bf16_u8.argtypes = [p, p, i64, f32, f32]
         lib.wd_quantize_bf16_u8.restype = None
+        lib.wd_train_gate_fwd_bf16.argtypes = [p, p, i64, p, p, i64, i64]
+        lib.wd_train_gate_fwd_bf16.restype = None
+        lib.wd_train_gate_bwd_bf16.argtypes = [p, p, p, p, p, i64, i64, i64]
+        lib.wd_train_gate_bwd_bf16.restype = None
         lib.wd_vectorized.argtypes = []
         lib.wd_vectorized.restype = ctypes.c_int
         self.vectorized = bool(lib.wd_vectorized())
@@ -121,6 +125,41 @@ class NativeKernels:
                              f"quantize_scale {quantize_scale}) is not one of bf16 with or without cond and "
                              "quantize_scale, fp32 without")
         return out
+
+    def train_gate_forward(self, pre: torch.Tensor, bias: torch.Tensor, gates: torch.Tensor,
+                           h: torch.Tensor) -> None:
+        """Training gate: ``u = pre (n, 2C) + bias (items, 2C)`` (row i takes bias row
+        ``i // (n / items)``), ``gates = [sigmoid(u[:, :C]) | tanh(u[:, C:])]`` ``(n, 2C)`` and
+        ``h = sigmoid * tanh`` ``(n, C)``; ``pre``, ``gates``, ``h`` contiguous bf16, ``bias`` float32."""
+        n, c2 = pre.shape
+        items = bias.shape[0]
+        if not (all(t.is_contiguous() and t.dtype == torch.bfloat16 for t in (pre, gates, h))
+                and bias.is_contiguous() and bias.dtype == torch.float32 and bias.shape == (items, c2)
+                and gates.shape == (n, c2) and h.shape == (n, c2 // 2) and items > 0 and n % items == 0):
+            raise ValueError(f"train_gate_forward: pre {tuple(pre.shape)} {pre.dtype}, bias {tuple(bias.shape)} "
+                             f"{bias.dtype}, gates {tuple(gates.shape)}, h {tuple(h.shape)} must be contiguous "
+                             "bf16 (n, 2C), float32 (items, 2C) with items dividing n, bf16 (n, 2C), bf16 (n, C)")
+        self.lib.wd_train_gate_fwd_bf16(pre.data_ptr(), bias.data_ptr(), n // items, gates.data_ptr(),
+                                        h.data_ptr(), n, c2 // 2)
+
+    def train_gate_backward(self, g_h: torch.Tensor, gates: torch.Tensor, g_pre: torch.Tensor,
+                            bias_grad: torch.Tensor) -> None:
+        """The gate's adjoint: ``g_pre = [g_h t s (1 - s) | g_h s (1 - t^2)]`` for ``gates = [s | t]``,
+        and ``bias_grad (items, 2C)`` float32 = each item's column sums of ``g_pre`` (its
+        ``n / items`` consecutive rows)."""
+        n, c2 = gates.shape
+        items = bias_grad.shape[0]
+        if not (all(t.is_contiguous() and t.dtype == torch.bfloat16 for t in (g_h, gates, g_pre))
+                and g_h.shape == (n, c2 // 2) and g_pre.shape == (n, c2) and bias_grad.is_contiguous()
+                and bias_grad.dtype == torch.float32 and bias_grad.shape == (items, c2) and items > 0
+                and n % items == 0):
+            raise ValueError(f"train_gate_backward: g_h {tuple(g_h.shape)}, gates {tuple(gates.shape)}, g_pre "
+                             f"{tuple(g_pre.shape)}, bias_grad {tuple(bias_grad.shape)} must be contiguous bf16 "
+                             "(n, C), (n, 2C), (n, 2C) and float32 (items, 2C) with items dividing n")
+        per_item = -(-(n // items) // 512)
+        scratch = torch.empty(items * per_item, c2, dtype=torch.float32)
+        self.lib.wd_train_gate_bwd_bf16(g_h.data_ptr(), gates.data_ptr(), g_pre.data_ptr(), bias_grad.data_ptr(),
+                                        scratch.data_ptr(), n, c2 // 2, n // items)
 
     def residual_skip(self, y: torch.Tensor, residual: tuple[torch.Tensor, torch.Tensor] | None,
                       skip: torch.Tensor | tuple[torch.Tensor, torch.Tensor], rows: tuple[int, int],

@@ -11,6 +11,9 @@ from torch import nn
 from wavediff.config import ModelConfig, RunConfig
 from wavediff.errors import WavediffError
 from wavediff.models.conditioning import DiffusionStepEmbedding, LabelEmbedding, MelUpsampler
+from wavediff.models.fused import StackWorkspace, fused_forward
+
+IMPLEMENTATIONS = ("reference", "fused")
 
 
 class ResidualLayer(nn.Module):
@@ -53,6 +56,11 @@ class DiffWave(nn.Module):
         ``"class"``: ``labels (B,)`` integer class indices (``config.null_label``, when the
         model was trained with label dropout, means "no label");
         ``"none"``: nothing.
+
+    ``implementation`` (an attribute, not part of the weights) chooses how the residual
+    stack runs: ``"reference"``, the modules below as the paper draws them, or ``"fused"``,
+    the same function time-major as one autograd function with reused buffers
+    (:mod:`wavediff.models.fused`; the trainer's fast path).
     """
 
     def __init__(self, config: ModelConfig, num_steps: int, n_mels: int = 80, hop_length: int = 256) -> None:
@@ -89,6 +97,20 @@ class DiffWave(nn.Module):
         self.output_projection = nn.Conv1d(C, 1, 1)
         nn.init.zeros_(self.output_projection.weight)
         nn.init.zeros_(self.output_projection.bias)
+        self._implementation = "reference"
+        self._workspace = StackWorkspace()
+
+    @property
+    def implementation(self) -> str:
+        return self._implementation
+
+    @implementation.setter
+    def implementation(self, name: str) -> None:
+        if name not in IMPLEMENTATIONS:
+            raise WavediffError(f"implementation={name!r} is not allowed; choose one of {list(IMPLEMENTATIONS)}")
+        self._implementation = name
+        if name == "reference":
+            self._workspace.clear()
 
     @property
     def receptive_field(self) -> int:
@@ -132,6 +154,8 @@ class DiffWave(nn.Module):
                 f"conditioner length {cond.shape[-1]} does not match audio length {audio.shape[-1]} "
                 f"(mel frames x hop {self.hop_length})"
             )
+        if self._implementation == "fused":
+            return fused_forward(self, audio, steps, cond, self._workspace)
         x = F.relu(self.input_projection(audio.unsqueeze(1)))
         step = self.step_embedding(steps)
         skip_sum: torch.Tensor | None = None
