@@ -29,7 +29,11 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, audio_dir, micro_config):
     assert (tmp_path / "run" / "tb").is_dir() and list((tmp_path / "run" / "tb").iterdir())
 
 
-def test_resume_continues_the_same_loss_curve(tmp_path, audio_dir, micro_config):
+@pytest.mark.parametrize("setup", ["fused-bf16", "fused-fp32", "reference-fp32", "reference-bf16"])
+def test_resume_continues_the_same_loss_curve(tmp_path, audio_dir, micro_config, setup):
+    implementation, precision = setup.split("-")
+    micro_config = micro_config.with_overrides([f"train.implementation={implementation}",
+                                                f"train.precision={precision}"])
     straight = tmp_path / "straight"
     Trainer(micro_config, audio_dir, straight, progress=False).fit(8)
     split = tmp_path / "split"

@@ -69,8 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set train.learning_rate=1e-3 (repeatable)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
-                   help="autocast precision (bf16/fp16 on CUDA; bf16 also on CPU)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
+                   help="training precision (default: the config's, 'auto' in the presets: bf16 on CPUs with "
+                        "AVX512-BF16/AMX and on CUDA with bf16, else fp32; fp16 on CUDA only)")
+    p.add_argument("--implementation", choices=["auto", "fused", "reference"], default=None,
+                   help="how the network runs in training: 'fused' (time-major, one autograd function, "
+                        "reused buffers; 'auto' on CPU) or 'reference' (the modules as drawn; 'auto' on CUDA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader worker processes per training process (default: 0 on CPU, up to 4 per GPU)")
@@ -228,6 +232,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.precision:
         overrides.append(f"train.precision={args.precision}")
+    if getattr(args, "implementation", None):
+        overrides.append(f"train.implementation={args.implementation}")
     config = load_config(args.config, overrides)
     if args.max_steps is not None and args.max_steps < 1:
         raise WavediffError(f"--max-steps={args.max_steps} must be >= 1")

@@ -46,7 +46,8 @@ FORMAT_VERSION = 1
 
 Conditioning = Literal["mel", "class", "none"]
 LossType = Literal["l1", "l2"]
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Implementation = Literal["auto", "fused", "reference"]
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -274,7 +275,8 @@ class TrainConfig:
     val_batches: int = 2
     checkpoint_every: int = 1000
     keep_last: int = 3
-    precision: Precision = "fp32"
+    precision: Precision = "auto"
+    implementation: Implementation = "auto"
 
     def __post_init__(self) -> None:
         for n in ("batch_size", "max_steps", "log_every", "val_every", "checkpoint_every", "keep_last"):
@@ -286,7 +288,8 @@ class TrainConfig:
         _check_positive("train.grad_clip_norm", self.grad_clip_norm)
         if not 0 <= self.ema_decay < 1:
             raise WavediffError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
-        _check_choice("train.precision", self.precision, ["fp32", "bf16", "fp16"])
+        _check_choice("train.precision", self.precision, ["auto", "fp32", "bf16", "fp16"])
+        _check_choice("train.implementation", self.implementation, ["auto", "fused", "reference"])
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,32 @@
-"""DiffWave's residual stack as one autograd function in time-major layout, for training.
+"""DiffWave's ε-network as one autograd function in time-major layout, for training.
 
 :class:`wavediff.models.diffwave.DiffWave` with ``implementation="fused"`` computes the same
-function as the reference modules (Figure 2 of the paper), with the 30 residual layers of
-``base`` run by :class:`ResidualStackFunction` instead of 30 x 9 autograd nodes:
+function as the reference modules (Figure 2 of the paper), with the whole network (input
+projection, residual layers, skip and output projections) run by
+:class:`FusedDenoiserFunction` instead of about nine autograd nodes a layer:
 
 - **Time-major rows.** Activations are ``(B * L, channels)`` matrices, so every 1x1
   projection is one GEMM, and the dilated convolution is one GEMM over an im2col buffer
   ``[x(t - d), x(t), x(t + d)]`` of ``K * C`` columns (the conditioner projection a second
-  GEMM into the same output, its bias folded into the conv's).
-- **Compute precision.** ``dtype`` (bf16 where the hardware has it, see
-  :func:`wavediff.training.precision.resolve_training_precision`) is the precision of every
-  GEMM operand and of the saved activations; the residual stream, the skip sum, the
-  gradients flowing between layers and every weight gradient stay fp32 (oneDNN and cuBLAS
-  accumulate bf16 products in fp32).
+  GEMM into the same output).
+- **Compute precision.** Autocast's dtype (bf16 on CPUs that have it, see
+  :mod:`wavediff.training.precision`) is the precision of every GEMM operand, of the saved
+  activations, of the residual stream and of the gradients between layers, as with the
+  reference modules under autocast; GEMMs accumulate in fp32, and the parameters' gradients
+  are returned in fp32. Without autocast everything is fp32 and equals the reference to
+  float rounding.
 - **Saved activations.** Per layer: the layer input plus its step bias ``(B*L, C)`` (the
   im2col buffer is rebuilt from it in the backward pass), the gate's sigmoid and tanh
-  halves ``(B*L, 2C)`` and its output ``(B*L, C)``; 5 C values a row in ``dtype``.
+  halves ``(B*L, 2C)`` and its output ``(B*L, C)``.
 - **No fresh memory per step.** Every buffer, saved activations included, comes from a
   :class:`StackWorkspace` held by the model and reused by the next step, so a training
   step does not fault in gigabytes of new pages (measured in ``benchmarks/train_speed.py``).
   A backward pass that finds its saved activations overwritten by a later forward pass
   (two forward passes before one backward) raises instead of returning wrong gradients.
+- **bf16 gate kernels** from :mod:`wavediff.inference.native` on CPUs with AVX-512 (torch
+  operations elsewhere, or with ``WAVEDIFF_NATIVE=0``).
+
+See docs/training-speed.md for the measurements behind each choice.
 """
 from __future__ import annotations
 
@@ -158,7 +164,8 @@ class FusedDenoiserFunction(torch.autograd.Function):
         head_weight ``(C, C)``, head_bias ``(C,)``: the skip projection (then ReLU).
         final_weight ``(C,)``, final_bias ``(1,)``: the output projection.
         dilations: one per layer; kernel_size; dtype: compute precision; workspace;
-        native: :mod:`wavediff.inference.native` kernels for the bf16 gate, or None for torch ops.
+        native: :mod:`wavediff.inference.native` kernels for the bf16 gate, or None for torch ops;
+        saving: keep every layer's activations for a backward pass (False under ``torch.no_grad``).
     """
 
     @staticmethod
@@ -167,11 +174,10 @@ class FusedDenoiserFunction(torch.autograd.Function):
                 conv_weight: torch.Tensor, cond_weight: torch.Tensor | None, out_weight: torch.Tensor,
                 head_weight: torch.Tensor, head_bias: torch.Tensor, final_weight: torch.Tensor,
                 final_bias: torch.Tensor, dilations: tuple[int, ...], kernel_size: int, dtype: torch.dtype,
-                workspace: StackWorkspace, native: Any) -> torch.Tensor:
+                workspace: StackWorkspace, native: Any, saving: bool) -> torch.Tensor:
         B, L = audio.shape
         C = in_weight.shape[0]
         N, nl, dev = B * L, len(dilations), audio.device
-        saving = any(ctx.needs_input_grad)
         ws = workspace
         Wc, Wo = conv_weight.to(dtype), out_weight.to(dtype)
         Wm = cond_weight.to(dtype) if cond_weight is not None else None
@@ -308,7 +314,7 @@ class FusedDenoiserFunction(torch.autograd.Function):
         g_conv_b = g_item_bias if bias_items == B else g_item_bias.sum(1, keepdim=True)
         g_cond = g_cond_rows.view(B, L, -1) if g_cond_rows is not None else None
         return (None, g_cond, g_in[:, 0].clone(), g_in[:, 1].clone(), g_step, g_conv_b, g_conv_w, g_cond_w,
-                g_out_w, g_head_w, g_head_b, g_final_w.view(C), g_final_b, None, None, None, None, None)
+                g_out_w, g_head_w, g_head_b, g_final_w.view(C), g_final_b, None, None, None, None, None, None)
 
 
 def stacked_layer_weights(model: torch.nn.Module) -> dict[str, torch.Tensor | None]:
@@ -375,4 +381,5 @@ def fused_forward(model: Any, audio: torch.Tensor, steps: torch.Tensor, cond: to
             model.input_projection.bias.float(), step_bias, conv_bias, weights["conv_weight"],
             weights["cond_weight"], weights["out_weight"], head_w, head_b,
             model.output_projection.weight.view(C).float(), model.output_projection.bias.float(),
-            tuple(model.config.dilations), model.config.kernel_size, dtype, workspace, native)
+            tuple(model.config.dilations), model.config.kernel_size, dtype, workspace, native,
+            torch.is_grad_enabled())   # without autograd, one layer's buffers are reused for all

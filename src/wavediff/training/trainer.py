@@ -60,6 +60,7 @@ from wavediff.diffusion.objective import diffusion_loss
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
+from wavediff.inference.workspace import keep_freed_memory
 from wavediff.models.diffwave import build_model, count_parameters
 from wavediff.training.checkpoint import (
     CONFIG_FILE,
@@ -74,6 +75,7 @@ from wavediff.training.checkpoint import (
 )
 from wavediff.training.distributed import DistributedContext
 from wavediff.training.ema import ExponentialMovingAverage
+from wavediff.training.precision import resolve_training_setup
 from wavediff.training.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,10 @@ class Trainer:
 
         self.ctx = distributed if distributed is not None else DistributedContext(device=pick_device(device))
         self.device = self.ctx.device
+        if self.device.type == "cpu":
+            # large activations freed every step come back from the heap instead of being faulted in again
+            keep_freed_memory()
+        config = resolve_training_setup(config, self.device)
         self.run_dir = Path(run_dir)
         self.max_minutes = max_minutes
         self.progress = progress and self.ctx.is_main
@@ -137,7 +143,7 @@ class Trainer:
         self.resume_from: Path | None = None
         if resume and existing:
             self.resume_from = resolve_checkpoint(self.run_dir)
-            saved = load_config_file(self.resume_from)
+            saved = resolve_training_setup(load_config_file(self.resume_from), self.device)  # pre-"auto" runs
             if _without_steps(saved) != _without_steps(config):
                 log.warning("resuming with the checkpoint's config; the given config differs (max_steps may change)")
             config = RunConfig.from_dict({**saved.to_dict(), "train": {**saved.train.__dict__,
@@ -169,6 +175,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
             torch.manual_seed(mix_seed(config.train.seed, 0) % (2 ** 63))
             self.model = build_model(config).to(self.device)
+        self.model.implementation = config.train.implementation
         torch.manual_seed(mix_seed(config.train.seed, 3, self.ctx.rank))  # rank-aware global RNG
         self.net: torch.nn.Module = self.model
         if self.ctx.enabled:
@@ -419,10 +426,11 @@ class Trainer:
             metrics = open(self.run_dir / METRICS_FILE, "a")
         result = TrainResult(self.run_dir, self.step, self.step)
         log.info("model: %s preset, %d parameters, receptive field %d; %d process(es) on %s, %d threads each; "
-                 "global batch %d = %d x %d micro-batch(es) of %d; %d loader worker(s) per process",
+                 "global batch %d = %d x %d micro-batch(es) of %d; %d loader worker(s) per process; "
+                 "%s precision, %s implementation",
                  self.config.preset, count_parameters(self.model), self.config.model.receptive_field,
                  self.ctx.world_size, self.device, torch.get_num_threads(), cfg.batch_size, self.ctx.world_size,
-                 self.accumulation, self.micro_batch, self.workers)
+                 self.accumulation, self.micro_batch, self.workers, cfg.precision, cfg.implementation)
         started = time.monotonic()
         bar = tqdm(total=None if self.max_minutes is not None else target, initial=self.step, desc="train",
                    unit="step", disable=not self.progress, dynamic_ncols=True)
