@@ -41,30 +41,29 @@ INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 class StackWorkspace:
-    """Grow-only named buffers reused across calls (one set per model).
-
-    ``generation`` counts forward passes that saved activations here; a backward pass
-    checks it to know that its activations are still in place.
-    """
+    """The engine's grow-only named buffers (:class:`wavediff.inference.workspace.Workspace`:
+    huge pages, populated in one call), one per device, plus a count of the forward passes
+    that saved activations here: a backward pass checks it to know that its activations are
+    still in place."""
 
     def __init__(self) -> None:
-        self._buffers: dict[str, torch.Tensor] = {}
+        self._spaces: dict[torch.device, Any] = {}
         self.generation = 0
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """A tensor of ``shape`` backed by the buffer ``name`` (uninitialised contents)."""
-        numel = math.prod(shape)
-        buf = self._buffers.get(name)
-        if buf is None or buf.dtype != dtype or buf.device != device or buf.numel() < numel:
-            buf = torch.empty(numel, dtype=dtype, device=device)
-            self._buffers[name] = buf
-        return buf[:numel].view(shape)
+        from wavediff.inference.workspace import Workspace
+
+        space = self._spaces.get(device)
+        if space is None:
+            space = self._spaces[device] = Workspace(device)
+        return space.get(name, shape, dtype)
 
     def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self._buffers.values())
+        return sum(space.nbytes for space in self._spaces.values())
 
     def clear(self) -> None:
-        self._buffers.clear()
+        self._spaces.clear()
 
 
 def _shift_taps(kernel_size: int, dilation: int) -> list[int]:
