@@ -139,6 +139,12 @@ def test_a_second_forward_before_backward_is_refused_not_silently_wrong():
     second.backward()                    # the latest forward pass is fine
     with pytest.raises(WavediffError, match="overwritten"):
         first.backward()
+    # a forward pass without autograd (validation, say) reuses the same buffers too
+    third = model(audio, steps, **cond).square().mean()
+    with torch.no_grad():
+        model(audio, steps, **cond)
+    with pytest.raises(WavediffError, match="overwritten"):
+        third.backward()
 
 
 def test_no_grad_forward_matches_and_keeps_one_layer_of_buffers():
@@ -152,9 +158,9 @@ def test_no_grad_forward_matches_and_keeps_one_layer_of_buffers():
     B, L = audio.shape
     C, layers = cfg.model.residual_channels, cfg.model.residual_layers
     row_bytes = B * L * 4
-    # without a backward pass to come: one layer's buffers (xs, gates, h, im2col, pre-activation,
-    # residual stream, skip sum, head: 12 C values a row), whatever the depth
-    assert model._workspace.nbytes() == 12 * C * row_bytes
+    # without a backward pass to come: one layer's buffers (xs, gates, h, im2col with the mel's
+    # M columns, pre-activation, residual stream, skip sum, head: 12 C + M values a row), whatever the depth
+    assert model._workspace.nbytes() == (12 * C + cfg.mel.n_mels) * row_bytes
     model(audio, steps, **cond).sum().backward()
     # for backward, every layer keeps its input, gates and gate output (4 C values a row)
     assert model._workspace.nbytes() >= layers * 4 * C * row_bytes

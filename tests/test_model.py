@@ -86,6 +86,36 @@ def test_hop_factorisation_and_upsampled_length(hop, strides):
     assert up(torch.rand(2, 5, 7)).shape == (2, 5, 7 * hop)
 
 
+def _conv_transpose_reference(up: MelUpsampler, mel: torch.Tensor) -> torch.Tensor:
+    """The upsampler as the paper draws it: torch's transposed 2-D convolutions, then leaky ReLU."""
+    x = mel.unsqueeze(1)
+    for stage in up.stages:
+        x = torch.nn.functional.leaky_relu(
+            torch.nn.functional.conv_transpose2d(x, stage.weight, stage.bias, stride=stage.stride,
+                                                 padding=stage.padding), up.leaky_slope)
+    return x.squeeze(1)
+
+
+@pytest.mark.parametrize("hop", [256, 300, 441, 2, 3])
+def test_upsampler_equals_torch_transposed_convolutions_with_gradients(hop):
+    torch.manual_seed(hop)
+    up = MelUpsampler(hop)
+    with torch.no_grad():
+        for stage in up.stages:
+            stage.weight.normal_()
+            stage.bias.normal_()
+    mel = torch.randn(2, 6, 5, requires_grad=True)
+    out = up(mel)
+    ref = _conv_transpose_reference(up, mel)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(ref)
+    params = [mel, *up.parameters()]
+    got = torch.autograd.grad(out, params, g)
+    want = torch.autograd.grad(ref, params, g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("hop", [257, 37, 2 ** 21])
 def test_unfactorable_hops_are_rejected(hop):
     with pytest.raises(WavediffError, match=f"hop_length={hop} cannot be factored"):

@@ -85,11 +85,44 @@ def factorize_hop(hop_length: int, max_stride: int = MAX_UPSAMPLE_STRIDE) -> lis
     )
 
 
+def transposed_conv_stage(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
+                          padding: int) -> torch.Tensor:
+    """``F.conv_transpose2d(x[:, None], weight, bias, stride=(1, stride), padding=(pf, padding))[:, 0]``
+    for one channel, computed as one GEMM over polyphase patches.
+
+    ``x (B, M, F)``; ``weight (1, 1, Kf, Kt)`` with an odd ``Kf = 2 pf + 1``; ``bias (1,)``;
+    returns ``(B, M, F * stride)`` when ``Kt - 2 padding == stride``. Output sample
+    ``f * stride + r`` of band ``m`` is the sum over freq tap ``j`` and frame offset ``q`` of
+    ``x[m + pf - j, f - q] * weight[j, r + padding + q * stride]`` (zero where the tap index
+    leaves the kernel): a patch of ``Kf x Q`` inputs (Q = 3 frame offsets for the
+    upsampler's kernels) times a ``(Kf Q, stride)`` matrix gathered from the kernel. torch's
+    single-channel transposed 2-D convolution took 3.5x longer, forward and backward, at
+    ``base``'s training batch on the development machine (docs/training-speed.md)."""
+    B, M, frames = x.shape
+    kf, kt = weight.shape[-2:]
+    pf = (kf - 1) // 2
+    q_lo = -((stride - 1 + padding) // stride)        # frame offsets q with a tap inside the kernel
+    q_hi = (kt - 1 - padding) // stride
+    offsets = range(q_lo, q_hi + 1)
+    xp = F.pad(x, (q_hi, -q_lo, pf, pf))
+    patches = torch.stack([xp[:, 2 * pf - j:2 * pf - j + M, q_hi - q:q_hi - q + frames]
+                           for j in range(kf) for q in offsets]).view(kf * len(offsets), -1)   # (Kf Q, B M F)
+    r = torch.arange(stride, device=x.device)
+    taps = torch.stack([r + padding + q * stride for q in offsets])                  # (Q, stride)
+    inside = (taps >= 0) & (taps < kt)
+    w = weight.reshape(kf, kt)[:, taps.clamp(0, kt - 1)] * inside                  # (Kf, Q, stride)
+    w = w.reshape(kf * len(offsets), stride)
+    y = torch.addmm(bias.to(patches.dtype), patches.t(), w.to(patches.dtype))      # (B M F, stride)
+    return y.view(B, M, frames * stride)
+
+
 class MelUpsampler(nn.Module):
     """Mel ``(B, n_mels, F)`` -> ``(B, n_mels, F * hop)`` by transposed 2-D convolutions.
 
     Each stage with stride s in time has a kernel of 3 (frequency) x 2s (time), as the
-    paper's 3 x 32 for s = 16, followed by leaky ReLU (slope 0.4).
+    paper's 3 x 32 for s = 16, followed by leaky ReLU (slope 0.4). The parameters are the
+    stages' ``ConvTranspose2d`` modules; the forward pass computes the same function by
+    :func:`transposed_conv_stage`.
     """
 
     def __init__(self, hop_length: int, leaky_slope: float = 0.4) -> None:
@@ -106,10 +139,11 @@ class MelUpsampler(nn.Module):
         self.stages = nn.ModuleList(layers)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = mel.unsqueeze(1)
-        for stage in self.stages:
-            x = F.leaky_relu(stage(x), self.leaky_slope)
-        return x.squeeze(1)
+        x = mel
+        for stage, s in zip(self.stages, self.strides):
+            x = F.leaky_relu(transposed_conv_stage(x, stage.weight, stage.bias, s, stage.padding[1]),
+                             self.leaky_slope)
+        return x
 
 
 class LabelEmbedding(nn.Module):

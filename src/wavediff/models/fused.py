@@ -122,15 +122,20 @@ def _gate_backward(g_h: torch.Tensor, gates: torch.Tensor, g_pre: torch.Tensor, 
     bias_grad.copy_(g_pre.view(items, -1, 2 * C).sum(1, dtype=torch.float32))
 
 
-WEIGHT_GRAD_CHUNK = 1024   # rows per product in weight gradients: measured fastest for bf16 on 2 Zen 4 cores
+WEIGHT_GRAD_CHUNK = 1024   # rows per product in bf16 weight gradients: fastest inside a 2-core Zen 4 step
 
 
 def _weight_grad(grad: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor) -> None:
-    """``out (n, k) fp32 = grad (N, n)^T @ inputs (N, k)``, as a batch of products over chunks of
-    rows, then summed (a long reduction as one GEMM ran at 180-250 GFLOP/s in bf16 on the
-    development machine, chunked at 270-320). In bf16 the result is rounded to bf16 once,
-    as autocast's weight gradients are."""
+    """``out (n, k) fp32 = grad (N, n)^T @ inputs (N, k)``.
+
+    In bf16, as a batch of products over chunks of rows, then summed: on the development
+    machine a long reduction as one GEMM ran at 180-280 GFLOP/s, chunked at 290-305 for
+    ``n, k = 128, 272`` (4,096-row chunks were 5% faster alone, slower inside a step). The narrower
+    operand goes first (``(inputs^T grad)^T`` where ``k < n``: 230-280 against 180-255 for
+    ``128 x 64``). The result is rounded to bf16 once, as autocast's weight gradients are."""
     rows = grad.shape[0]
+    if inputs.shape[1] < grad.shape[1]:
+        grad, inputs, out = inputs, grad, out.t()
     chunk = WEIGHT_GRAD_CHUNK
     full = rows // chunk * chunk
     if full == 0 or grad.dtype == torch.float32:
@@ -143,6 +148,28 @@ def _weight_grad(grad: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor) ->
         out.add_(torch.mm(grad[full:].t(), inputs[full:]))
 
 
+def _step_bias_grad(g_pre: torch.Tensor, row_sums: torch.Tensor, conv_weight: torch.Tensor, C: int,
+                    kernel_size: int, dilation: int) -> torch.Tensor:
+    """The gradient ``(B, C)`` fp32 of a bias added to every row of the layer's input, without
+    the input's gradient: ``sum_t grad xs[b, t] = sum_k (sum of the rows of g_pre tap k reads) W_k``.
+
+    ``g_pre (B, L, 2C)``, its per-item column sums ``row_sums (B, 2C)`` fp32 (the conv bias
+    gradient), ``conv_weight (2C, K*C)``. Tap k at offset ``off`` reads every row of g_pre but
+    the ``|off|`` at one end, so each tap's sum is ``row_sums`` less a short boundary sum."""
+    L = g_pre.shape[1]
+    total = torch.zeros(g_pre.shape[0], C, dtype=torch.float32, device=g_pre.device)
+    for k, off in enumerate(_shift_taps(kernel_size, dilation)):
+        if abs(off) >= L:
+            continue
+        sums = row_sums
+        if off > 0:       # grad xs[u] += g_pre[u - off] for u >= off: rows L - off .. L - 1 unread
+            sums = row_sums - g_pre[:, L - off:].sum(1, dtype=torch.float32)
+        elif off < 0:     # rows 0 .. |off| - 1 unread
+            sums = row_sums - g_pre[:, :-off].sum(1, dtype=torch.float32)
+        total.addmm_(sums, conv_weight[:, k * C:(k + 1) * C].float())
+    return total
+
+
 class FusedDenoiserFunction(torch.autograd.Function):
     """DiffWave's epsilon prediction ``(B, L)`` fp32 from noisy audio ``(B, L)``, time-major.
 
@@ -153,7 +180,7 @@ class FusedDenoiserFunction(torch.autograd.Function):
     ``head_weight`` and ``head_bias`` (see :func:`fused_forward`).
 
     Inputs (``nl`` layers, ``C`` residual channels, ``K`` kernel size, ``M`` mel bands):
-        audio ``(B, L)``; cond ``(B, L, M)`` in ``dtype`` or None: the upsampled mel, time-major.
+        audio ``(B, L)``; cond ``(B, L, M)`` (any strides and float dtype) or None: the upsampled mel, time-major.
         in_weight, in_bias ``(C,)``: the input projection (1 -> C, then ReLU).
         step_bias ``(nl, B, C)`` fp32: added to each layer's input before its dilated conv.
         conv_bias ``(nl, 1 or B, 2C)`` fp32: the conv output's bias (conv, conditioner and label biases).
@@ -178,15 +205,21 @@ class FusedDenoiserFunction(torch.autograd.Function):
         C = in_weight.shape[0]
         N, nl, dev = B * L, len(dilations), audio.device
         ws = workspace
-        Wc, Wo = conv_weight.to(dtype), out_weight.to(dtype)
-        Wm = cond_weight.to(dtype) if cond_weight is not None else None
+        Wo = out_weight.to(dtype)
+        has_cond = cond is not None and cond_weight is not None
+        # the conditioner's columns follow the taps' in the im2col buffer: one GEMM for both
+        W = torch.cat([conv_weight, cond_weight], dim=2).to(dtype) if has_cond else conv_weight.to(dtype)
         sb = step_bias.to(dtype)
         cb = conv_bias.float().contiguous()
         slots = nl if saving else 1
         xs_all = ws.get("xs", (slots, B, L, C), dtype, dev)
         gates_all = ws.get("gates", (slots, N, 2 * C), dtype, dev)
         h_all = ws.get("h", (slots, N, C), dtype, dev)
-        cols = ws.get("cols", (B, L, kernel_size * C), dtype, dev)
+        width = W.shape[2]
+        cols = ws.get("cols", (B, L, width), dtype, dev)
+        if has_cond:
+            cols[:, :, kernel_size * C:].copy_(cond)   # written once; the taps' columns are refilled per layer
+        ws.generation += 1    # any forward pass overwrites what an earlier one saved
         pre = ws.get("pre", (N, 2 * C), dtype, dev)
         x = ws.get("x", (N, C), dtype, dev)
         skip = ws.get("skip", (N, C), dtype, dev)
@@ -195,15 +228,12 @@ class FusedDenoiserFunction(torch.autograd.Function):
         torch.mul(samples, in_weight.to(dtype), out=x)
         x.add_(in_bias.to(dtype)).relu_()
         skip.zero_()
-        cond_rows = cond.reshape(N, -1) if cond is not None else None
         for layer, d in enumerate(dilations):
             slot = layer if saving else 0
             xs, gates, h = xs_all[slot], gates_all[slot], h_all[slot]
             torch.add(x.view(B, L, C), sb[layer].unsqueeze(1), out=xs)
             _fill_im2col(cols, xs, kernel_size, d)
-            torch.mm(cols.view(N, -1), Wc[layer].t(), out=pre)
-            if cond_rows is not None and Wm is not None:
-                pre.addmm_(cond_rows, Wm[layer].t())
+            torch.mm(cols.view(N, width), W[layer].t(), out=pre)
             _gate_forward(pre, cb[layer], gates, h, native)
             skip.addmm_(h, Wo[layer, C:].t())
             if layer < nl - 1:     # the last layer's residual half feeds nothing
@@ -212,7 +242,6 @@ class FusedDenoiserFunction(torch.autograd.Function):
         head.relu_()
         out = torch.mv(head, final_weight.to(dtype)).float().add_(final_bias.float()).view(B, L)
         if saving:
-            ws.generation += 1
             ctx.generation = ws.generation
             ctx.workspace = ws
             ctx.native = native
@@ -237,11 +266,14 @@ class FusedDenoiserFunction(torch.autograd.Function):
         cond = saved[7] if ctx.has_cond else None
         cond_weight = saved[-1] if ctx.has_cond_weight else None
         Wc, Wo = conv_weight.to(dtype), out_weight.to(dtype)
-        Wm = cond_weight.to(dtype) if cond_weight is not None else None
+        has_cond = cond is not None and cond_weight is not None
+        Wm = cond_weight.to(dtype) if has_cond else None
+        KC = kernel_size * C
+        width = KC + (cond_weight.shape[2] if has_cond else 0)
         xs_all = ws.get("xs", (nl, B, L, C), dtype, dev)
         gates_all = ws.get("gates", (nl, N, 2 * C), dtype, dev)
         h_all = ws.get("h", (nl, N, C), dtype, dev)
-        cols = ws.get("cols", (B, L, kernel_size * C), dtype, dev)
+        cols = ws.get("cols", (B, L, width), dtype, dev)       # the conditioner's columns still hold cond
         skip = ws.get("skip", (N, C), dtype, dev)
         head = ws.get("head", (N, C), dtype, dev)
         g_pre = ws.get("pre", (N, 2 * C), dtype, dev)
@@ -249,8 +281,6 @@ class FusedDenoiserFunction(torch.autograd.Function):
         g_h = ws.get("g_h", (N, C), dtype, dev)
         tmp = ws.get("g_tmp", (N, C), dtype, dev)
         g_x = ws.get("x", (N, C), dtype, dev)      # the forward's residual stream is no longer needed
-        g_xs = ws.get("g_xs", (B, L, C), dtype, dev)
-        ones = torch.ones(B, 1, L, dtype=dtype, device=dev)
         f32 = {"dtype": torch.float32, "device": dev}
 
         # head: out = relu(skip Wh^T + bh) wf + bf
@@ -265,10 +295,8 @@ class FusedDenoiserFunction(torch.autograd.Function):
         g_head_b = tmp.sum(0, dtype=torch.float32)
         torch.mm(tmp, head_weight.to(dtype), out=g_proj[:, C:])     # the skip sum's gradient, every layer's
 
-        cond_rows = cond.reshape(N, -1) if cond is not None else None
         g_cond_rows = torch.zeros(N, cond.shape[-1], dtype=dtype, device=dev) if cond is not None else None
-        g_conv_w = torch.empty(nl, 2 * C, kernel_size * C, **f32)
-        g_cond_w = torch.empty_like(cond_weight, dtype=torch.float32) if cond_weight is not None else None
+        g_cols_w = torch.empty(nl, 2 * C, width, **f32)    # [conv taps | conditioner] weight gradients
         g_item_bias = torch.empty(nl, B, 2 * C, **f32)
         g_out_w = torch.empty(nl, 2 * C, C, **f32)
         g_step = torch.empty(nl, B, C, **f32)
@@ -282,26 +310,25 @@ class FusedDenoiserFunction(torch.autograd.Function):
             _weight_grad(g_proj, h, g_out_w[layer])
             torch.mm(g_proj, Wo[layer], out=g_h)
             _gate_backward(g_h, gates, g_pre, g_item_bias[layer], tmp, native=ctx.native)
-            if cond_rows is not None and Wm is not None and g_cond_w is not None and g_cond_rows is not None:
-                _weight_grad(g_pre, cond_rows, g_cond_w[layer])
+            if Wm is not None and g_cond_rows is not None:
                 g_cond_rows.addmm_(g_pre, Wm[layer])
             _fill_im2col(cols, xs, kernel_size, d)
-            _weight_grad(g_pre, cols.view(N, -1), g_conv_w[layer])
-            # the input's gradient: the centre tap as one product, the shifted taps added per item
-            torch.mm(g_pre, Wc[layer, :, half * C:(half + 1) * C], out=g_xs.view(N, C))
+            _weight_grad(g_pre, cols.view(N, width), g_cols_w[layer])
+            # the gradient into this layer's input: the residual path (g_x / sqrt 2) plus the conv
+            # path, accumulated into g_x: the centre tap as one product, the shifted taps per item
+            g_x.addmm_(g_pre, Wc[layer, :, half * C:(half + 1) * C], beta=INV_SQRT2)
             g_pre_items = g_pre.view(B, L, 2 * C)
+            g_x_items = g_x.view(B, L, C)
             for k, off in enumerate(_shift_taps(kernel_size, d)):
                 if k == half or abs(off) >= L:
                     continue
                 w_k = Wc[layer, :, k * C:(k + 1) * C]
                 for b in range(B):   # cols[t] = xs[t + off]  ->  grad xs[u] += grad cols[u - off]
                     if off > 0:
-                        g_xs[b, off:].addmm_(g_pre_items[b, :L - off], w_k)
+                        g_x_items[b, off:].addmm_(g_pre_items[b, :L - off], w_k)
                     else:
-                        g_xs[b, :L + off].addmm_(g_pre_items[b, -off:], w_k)
-            g_step[layer].copy_(torch.bmm(ones, g_xs).squeeze(1))
-            # the gradient into this layer's input: the residual path plus the conv path
-            g_x.mul_(INV_SQRT2).add_(g_xs.view(N, C))
+                        g_x_items[b, :L + off].addmm_(g_pre_items[b, -off:], w_k)
+            g_step[layer] = _step_bias_grad(g_pre_items, g_item_bias[layer], conv_weight[layer], C, kernel_size, d)
         # input projection: x0 = relu(audio w + b)
         samples = audio.reshape(N, 1).to(dtype)
         torch.mul(samples, in_weight.to(dtype), out=tmp)
@@ -312,6 +339,8 @@ class FusedDenoiserFunction(torch.autograd.Function):
         _weight_grad(g_x, aux, g_in)
         g_conv_b = g_item_bias if bias_items == B else g_item_bias.sum(1, keepdim=True)
         g_cond = g_cond_rows.view(B, L, -1) if g_cond_rows is not None else None
+        g_conv_w = g_cols_w[:, :, :KC]
+        g_cond_w = g_cols_w[:, :, KC:] if has_cond else None
         return (None, g_cond, g_in[:, 0].clone(), g_in[:, 1].clone(), g_step, g_conv_b, g_conv_w, g_cond_w,
                 g_out_w, g_head_w, g_head_b, g_final_w.view(C), g_final_b, None, None, None, None, None, None)
 
@@ -368,7 +397,7 @@ def fused_forward(model: Any, audio: torch.Tensor, steps: torch.Tensor, cond: to
     head_b = model.skip_projection.bias.float() + head_w @ out_b[:, C:].sum(0)
     cond_rows = None
     if cond is not None and model.config.conditioning == "mel":
-        cond_rows = cond.transpose(1, 2).to(dtype).contiguous()                               # (B, L, M)
+        cond_rows = cond.transpose(1, 2)          # (B, L, M), a view: copied once into the im2col buffer
     elif cond is not None:
         label = cond.squeeze(-1).float()                                                      # (B, E)
         conv_bias = conv_bias + torch.stack([
