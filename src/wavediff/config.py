@@ -46,6 +46,8 @@ FORMAT_VERSION = 1
 
 Conditioning = Literal["mel", "class", "none"]
 LossType = Literal["l1", "l2"]
+Prior = Literal["standard", "priorgrad"]
+Normalization = Literal["none", "peak"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Implementation = Literal["auto", "fused", "reference"]
 
@@ -137,6 +139,12 @@ class DiffusionConfig:
     ``fast_schedule`` is the paper's Appendix B variance schedule (eta) used when
     sampling with ``len(fast_schedule)`` steps. ``loss`` defaults to the paper's L2; L1
     (lmnt-com/diffwave, WaveGrad) is the alternative (see README, "Choice of loss").
+
+    ``prior='priorgrad'`` (mel vocoders only) replaces the standard normal noise by
+    PriorGrad's N(0, diag sigma^2), sigma per mel frame from its energy
+    (:mod:`wavediff.diffusion.prior`): ``clamp(E / prior_energy_max, prior_std_min, 1)``.
+    ``prior_energy_max=0`` means "the largest frame energy of the training data", measured
+    when a run starts and written into its config.
     """
 
     num_steps: int = 50
@@ -144,6 +152,9 @@ class DiffusionConfig:
     beta_end: float = 0.05
     fast_schedule: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5)
     loss: LossType = "l2"
+    prior: Prior = "standard"
+    prior_std_min: float = 0.1
+    prior_energy_max: float = 0.0
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
@@ -154,6 +165,12 @@ class DiffusionConfig:
                 f"got {self.beta_start}, {self.beta_end}"
             )
         _check_choice("diffusion.loss", self.loss, ["l1", "l2"])
+        _check_choice("diffusion.prior", self.prior, ["standard", "priorgrad"])
+        if not 0 < self.prior_std_min <= 1:
+            raise WavediffError(f"diffusion.prior_std_min={self.prior_std_min} must lie in (0, 1]")
+        if not self.prior_energy_max >= 0:
+            raise WavediffError(f"diffusion.prior_energy_max={self.prior_energy_max} must be >= 0 "
+                                "(0: measured on the training data)")
         object.__setattr__(self, "fast_schedule", tuple(float(x) for x in self.fast_schedule))
         self._check_fast_schedule()
 
@@ -240,14 +257,30 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Training crops and the validation split."""
+    """Training crops, the validation split and loudness normalisation.
+
+    ``normalize='peak'`` scales every training utterance to a peak of ``peak_level`` before
+    its mel is computed (PriorGrad, FreGrad, HiFi-GAN: 0.95); a vocoder trained so takes the
+    same step on the audio it resynthesises and scales its output back
+    (:meth:`wavediff.pipelines.Vocoder.input_gain`). ``'none'``: the audio as recorded.
+    """
 
     crop_frames: int = 62
     val_count: int = 8
     val_fraction: float = 0.02
+    normalize: Normalization = "none"
+    peak_level: float = 0.95
+
+    @property
+    def normalization_peak(self) -> float | None:
+        """The peak training audio is scaled to, or ``None`` without normalisation."""
+        return self.peak_level if self.normalize == "peak" else None
 
     def __post_init__(self) -> None:
         _check_positive("data.crop_frames", self.crop_frames)
+        _check_choice("data.normalize", self.normalize, ["none", "peak"])
+        if not 0 < self.peak_level <= 1:
+            raise WavediffError(f"data.peak_level={self.peak_level} must lie in (0, 1]")
         if self.val_count < 0 or not 0 <= self.val_fraction < 1:
             raise WavediffError(
                 f"data.val_count={self.val_count} must be >= 0 and data.val_fraction={self.val_fraction} in [0, 1)"
@@ -303,6 +336,11 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.diffusion.prior == "priorgrad" and self.model.conditioning != "mel":
+            raise WavediffError(f"diffusion.prior='priorgrad' takes its sigma from the mel; it needs "
+                                f"model.conditioning='mel', not {self.model.conditioning!r}")
 
     @property
     def clip_samples(self) -> int:

@@ -17,10 +17,12 @@ import numpy as np
 import torch
 
 from wavediff.audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
+from wavediff.audio.loudness import peak_gain
 from wavediff.audio.mel import MelFrontend, mel_config_from_preset
 from wavediff.config import MelConfig, RunConfig
 from wavediff.devices import pick_device
 from wavediff.data.labels import label_index
+from wavediff.diffusion.prior import noise_std
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import SamplingSchedule, align_schedule, linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
@@ -102,9 +104,25 @@ class Vocoder(_Pipeline):
     def hop_length(self) -> int:
         return self.config.mel.hop_length
 
+    def input_gain(self, audio: torch.Tensor | np.ndarray) -> float:
+        """The factor :meth:`mel` scales ``(L,)`` audio by first: a checkpoint trained with
+        ``data.normalize='peak'`` takes the audio to its training peak level; 1 otherwise.
+        Audio resynthesised from that mel comes out at the scaled level: divide it by the
+        gain to return to the input's (:meth:`vocode_audio` and ``wavediff vocode`` do)."""
+        peak = self.config.data.normalization_peak
+        return 1.0 if peak is None else peak_gain(audio, peak)
+
     def mel(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """This checkpoint's mel of ``(L,)`` or ``(B, L)`` audio at its sample rate."""
-        return self.frontend(audio)
+        """This checkpoint's mel of ``(L,)`` or ``(B, L)`` audio at its sample rate, each
+        utterance scaled by :meth:`input_gain` first."""
+        if self.config.data.normalization_peak is None:
+            return self.frontend(audio)
+        audio_t = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        if audio_t.dim() == 2:
+            audio_t = torch.stack([row * self.input_gain(row) for row in audio_t])
+        else:
+            audio_t = audio_t * self.input_gain(audio_t)
+        return self.frontend(audio_t)
 
     def check_mel(self, mel: torch.Tensor, source: str = "mel") -> None:
         """Reject a mel whose band count or value range does not fit this checkpoint's front-end."""
@@ -172,7 +190,10 @@ class Vocoder(_Pipeline):
             mels = list(mel)
         chain = self.chain(steps, schedule)
         total = sum(m.shape[-1] for m in mels) * self.hop_length
-        out = self.engine(total).vocode(mels, chain, generator)
+        stds = None
+        if self.config.diffusion.prior != "standard":   # PriorGrad: the noise's sigma from each mel
+            stds = [noise_std(m, self.config.mel, self.config.diffusion) for m in mels]
+        out = self.engine(total).vocode(mels, chain, generator, noise_std=stds)
         out = [a.clamp_(-1.0, 1.0) for a in out]
         if as_list:
             return out
@@ -183,7 +204,7 @@ class Vocoder(_Pipeline):
         """Resynthesise ``(L,)`` audio from its own mel; returns ``(L,)``."""
         audio_t = torch.as_tensor(np.asarray(audio, dtype=np.float32))
         out = self.vocode(self.mel(audio_t), steps, generator=generator)
-        return out[: audio_t.shape[-1]]
+        return out[: audio_t.shape[-1]] / self.input_gain(audio_t)
 
 
 LabelSpec = str | int | Sequence[str | int] | None
@@ -392,14 +413,14 @@ def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | 
     files = _expand_inputs(inputs, (*AUDIO_EXTENSIONS, ".npy"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    items: list[tuple[Path, torch.Tensor, int]] = []
+    items: list[tuple[Path, torch.Tensor, int, float]] = []   # (file, mel, samples, input gain)
     for f in files:
         if f.suffix.lower() == ".npy":
             mel = read_mel_file(f, vocoder)
-            items.append((f, mel, mel.shape[-1] * vocoder.hop_length))
+            items.append((f, mel, mel.shape[-1] * vocoder.hop_length, 1.0))
         else:
             audio = load_audio(f, vocoder.sample_rate, resample=resample)
-            items.append((f, vocoder.mel(audio), audio.shape[0]))
+            items.append((f, vocoder.mel(audio), audio.shape[0], vocoder.input_gain(audio)))
     order = sorted(range(len(items)), key=lambda i: items[i][1].shape[-1])
     written: list[Path] = []
     from tqdm import tqdm
@@ -409,9 +430,9 @@ def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | 
         generators = [torch.Generator().manual_seed(seed + i) for i in batch]
         audio = vocoder.vocode([items[i][1] for i in batch], steps, schedule=schedule, generator=generators)
         for row, i in enumerate(batch):
-            path, _, length = items[i]
+            path, _, length, gain = items[i]
             target = out / f"{path.stem}.wav"
-            save_audio(target, audio[row][:length].numpy(), vocoder.sample_rate)
+            save_audio(target, (audio[row][:length] / gain).numpy(), vocoder.sample_rate)
             written.append(target)
     return written
 

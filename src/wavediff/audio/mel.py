@@ -65,6 +65,15 @@ def mel_filterbank(config: MelConfig) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def decompress_mel(mel: torch.Tensor, config: MelConfig) -> torch.Tensor:
+    """Mel magnitudes from a compressed mel of front-end ``config`` (the inverse of
+    :meth:`MelFrontend.compress`, exact where its clamps were not active)."""
+    if config.compression == "log":
+        return torch.exp(mel)
+    db = mel * 100.0 - 100.0 + 20.0
+    return torch.pow(10.0, db / 20.0)
+
+
 class MelFrontend:
     """Audio ``(B, L)`` or ``(L,)`` to mel ``(B, n_mels, F)`` or ``(n_mels, F)``.
 
@@ -138,10 +147,7 @@ class MelFrontend:
 
     def decompress(self, mel: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`compress` (exact where the clamps were not active)."""
-        if self.config.compression == "log":
-            return torch.exp(mel)
-        db = mel * 100.0 - 100.0 + 20.0
-        return torch.pow(10.0, db / 20.0)
+        return decompress_mel(mel, self.config)
 
     @torch.no_grad()
     def __call__(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:

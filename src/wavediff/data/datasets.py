@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from wavediff.audio.loudness import peak_gain
 from wavediff.audio.mel import MelFrontend
 from wavediff.data.inspection import FIXED, SKIPPED, AudioCheck, BadAudio, InputReport, read_training_audio
 from wavediff.data.manifest import AudioEntry
@@ -42,12 +43,29 @@ Item = dict[str, torch.Tensor]
 class _Streamed(Dataset, abc.ABC):
     """Shared parts: the file list, per-file lengths after screening, replacement on failure."""
 
-    def __init__(self, entries: list[AudioEntry], sample_rate: int) -> None:
+    def __init__(self, entries: list[AudioEntry], sample_rate: int, peak_level: float | None = None) -> None:
         if not entries:
             raise WavediffError("the dataset has no audio files")
+        if peak_level is not None and not 0 < peak_level <= 1:
+            raise WavediffError(f"peak_level={peak_level} must lie in (0, 1] (or None: no normalisation)")
         self.entries = list(entries)
         self.sample_rate = sample_rate
         self.num_samples: list[int | None] = [None] * len(entries)
+        self.peak_level = peak_level
+        self.gains: list[float | None] = [None] * len(entries)
+
+    def gain(self, index: int, audio: np.ndarray | None = None) -> float:
+        """The factor utterance ``index`` is scaled by: ``peak_level / max |x|`` over the whole
+        file (:func:`wavediff.audio.loudness.peak_gain`), 1 without normalisation. ``audio``:
+        the whole utterance, if already read."""
+        if self.peak_level is None:
+            return 1.0
+        g = self.gains[index]
+        if g is None:
+            if audio is None:
+                audio, _ = read_training_audio(self.entries[index].path, self.sample_rate)
+            g = self.gains[index] = peak_gain(audio, self.peak_level)
+        return g
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -67,6 +85,7 @@ class _Streamed(Dataset, abc.ABC):
         out = copy.copy(self)
         out.entries = [self.entries[i] for i in indices]
         out.num_samples = [self.num_samples[i] for i in indices]
+        out.gains = [self.gains[i] for i in indices]
         labels = getattr(self, "labels", None)
         if labels is not None:
             out.labels = [labels[i] for i in indices]  # type: ignore[attr-defined]
@@ -103,12 +122,14 @@ class VocoderDataset(_Streamed):
 
     Each utterance is taken mono at the front-end's rate, zero-padded to at least one crop
     and to a whole number of frames; a crop starting at frame ``f`` pairs
-    ``mel[:, f:f + crop_frames]`` with ``audio[f * hop:(f + crop_frames) * hop]``.
+    ``mel[:, f:f + crop_frames]`` with ``audio[f * hop:(f + crop_frames) * hop]``. With a
+    ``peak_level`` every utterance is first scaled to that peak (``data.normalize='peak'``),
+    its mel computed from the scaled audio.
     """
 
     def __init__(self, entries: list[AudioEntry], frontend: MelFrontend, crop_frames: int,
-                 cache_dir: str | Path | None = None) -> None:
-        super().__init__(entries, frontend.sample_rate)
+                 cache_dir: str | Path | None = None, peak_level: float | None = None) -> None:
+        super().__init__(entries, frontend.sample_rate, peak_level)
         self.frontend = frontend
         self.crop_frames = crop_frames
         self.hop = frontend.hop_length
@@ -132,7 +153,7 @@ class VocoderDataset(_Streamed):
         """``(num_frames · hop,)`` the whole padded utterance."""
         audio, check = read_training_audio(self.entries[index].path, self.sample_rate, min_samples=self.crop_samples)
         self.num_samples[index] = check.num_samples
-        return self._whole_frames(audio)
+        return self._whole_frames(audio * np.float32(self.gain(index, audio)))
 
     def _whole_frames(self, audio: np.ndarray) -> np.ndarray:
         n_frames = self.frontend.num_frames(audio.shape[0])
@@ -146,8 +167,10 @@ class VocoderDataset(_Streamed):
             st = path.stat()
         except OSError as exc:
             raise BadAudio("unreadable", path, str(exc)) from None
-        payload = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, asdict(self.frontend.config),
-                              self.crop_frames])
+        key = [str(path.resolve()), st.st_size, st.st_mtime_ns, asdict(self.frontend.config), self.crop_frames]
+        if self.peak_level is not None:
+            key.append({"peak_level": self.peak_level})
+        payload = json.dumps(key)
         return self.cache_dir / f"{hashlib.sha1(payload.encode()).hexdigest()}.npy"
 
     def mel(self, index: int, mmap: bool = True) -> np.ndarray:
@@ -188,9 +211,10 @@ class VocoderDataset(_Streamed):
         audio, check = read_training_audio(self.entries[index].path, self.sample_rate,
                                            min_samples=self.crop_samples)
         self.num_samples[index] = check.num_samples
+        gain = self.gain(index, audio)
         cached = self._cache_path(index)
         if self._read_cache(cached, mmap=True) is None:
-            self._compute_mel(self._whole_frames(audio), cached)
+            self._compute_mel(self._whole_frames(audio * np.float32(gain)), cached)
         return check
 
     def crop(self, index: int, generator: torch.Generator | None = None,
@@ -208,6 +232,8 @@ class VocoderDataset(_Streamed):
         start = start_frame * self.hop
         a, _ = read_training_audio(self.entries[index].path, self.sample_rate, start=start,
                                    stop=start + self.crop_samples)
+        if self.peak_level is not None:
+            a = a * np.float32(self.gain(index))
         return torch.from_numpy(a), torch.from_numpy(m)
 
     def _item(self, index: int, generator: torch.Generator) -> Item:
@@ -232,16 +258,17 @@ class ClipDataset(_Streamed):
     """
 
     def __init__(self, entries: list[AudioEntry], sample_rate: int, clip_samples: int,
-                 labels: list[int] | None = None) -> None:
-        super().__init__(entries, sample_rate)
+                 labels: list[int] | None = None, peak_level: float | None = None) -> None:
+        super().__init__(entries, sample_rate, peak_level)
         if labels is not None and len(labels) != len(entries):
             raise WavediffError(f"{len(labels)} labels for {len(entries)} clips")
         self.clip_samples = clip_samples
         self.labels = labels
 
     def check(self, index: int) -> AudioCheck:
-        _, check = read_training_audio(self.entries[index].path, self.sample_rate, min_samples=self.clip_samples)
+        audio, check = read_training_audio(self.entries[index].path, self.sample_rate, min_samples=self.clip_samples)
         self.num_samples[index] = check.num_samples
+        self.gain(index, audio)
         return check
 
     def clip(self, index: int, generator: torch.Generator | None = None, random_offset: bool = True) -> torch.Tensor:
@@ -253,6 +280,8 @@ class ClipDataset(_Streamed):
         start = int(torch.randint(0, spare + 1, (1,), generator=generator)) if spare > 0 and random_offset else 0
         audio, _ = read_training_audio(self.entries[index].path, self.sample_rate, start=start,
                                        stop=start + self.clip_samples)
+        if self.peak_level is not None:
+            audio = audio * np.float32(self.gain(index))
         return torch.from_numpy(audio)
 
     def _item(self, index: int, generator: torch.Generator) -> Item:

@@ -1,4 +1,5 @@
-"""The DiffWave training objective (Algorithm 1): unweighted epsilon prediction."""
+"""The DiffWave training objective (Algorithm 1): unweighted epsilon prediction, and
+PriorGrad's Sigma^-1-weighted form under a data-dependent prior (:mod:`wavediff.diffusion.prior`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -20,12 +21,17 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
     steps: torch.Tensor | None = None,
     noise: torch.Tensor | None = None,
+    noise_std: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean ||eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t)|| over a batch.
 
     ``t ~ Uniform{0..T-1}`` (0-based) and ``eps ~ N(0, I)`` are drawn on CPU from
     ``generator`` unless given. ``loss_type='l2'`` is the paper's squared error,
     ``'l1'`` the absolute error used by lmnt-com/diffwave and WaveGrad.
+
+    With ``noise_std`` (PriorGrad's sigma, ``(B, L)``) the noise is ``sigma eps``, the
+    network predicts it, and the error is measured in the prior's units:
+    ``||(eps_theta - sigma eps) / sigma||``. ``noise_std`` of ones is the standard objective.
 
     Args:
         x0: ``(B, L)`` clean audio.
@@ -41,7 +47,12 @@ def diffusion_loss(
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32)
     steps = steps.to(x0.device)
     noise = noise.to(device=x0.device, dtype=x0.dtype)
+    if noise_std is not None:
+        noise_std = noise_std.to(device=x0.device, dtype=torch.float32)
+        noise = noise * noise_std
     x_t = schedule.add_noise(x0, noise, steps)
     pred = denoiser(x_t, steps.to(torch.float32), **(cond or {}))
     diff = pred.float() - noise.float()
+    if noise_std is not None:
+        diff = diff / noise_std
     return diff.abs().mean() if loss_type == "l1" else diff.square().mean()

@@ -32,6 +32,7 @@ def sample(
     dtype: torch.dtype = torch.float32,
     x_start: torch.Tensor | None = None,
     callback: StepCallback | None = None,
+    noise_std: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run a reverse chain from x_S ~ N(0, I) down to x_0.
 
@@ -49,14 +50,19 @@ def sample(
             row ``b`` from generator ``b``: each row then does not depend on its batch.
         x_start: optional x_S instead of drawing it.
         callback: called as ``callback(s, x)`` after each step (s counts down to 1).
+        noise_std: ``(B, L)`` PriorGrad's sigma (:mod:`wavediff.diffusion.prior`): x_S and
+            every step's noise are scaled by it. ``None``: the standard prior.
     Returns:
         ``(B, L)`` tensor x_0 (not clipped).
     """
     cond = cond or {}
+    std = noise_std.to(device=device, dtype=dtype) if noise_std is not None else None
     if x_start is not None:
         x = x_start.to(device=device, dtype=dtype)
     else:
         x = _normal(shape, generator).to(device=device, dtype=dtype)
+        if std is not None:
+            x = x * std
     etas = chain.etas.tolist()
     gbars = chain.alphas_cumprod.tolist()
     sigmas = chain.sigmas.tolist()
@@ -68,7 +74,7 @@ def sample(
         x = (x - (etas[s] / (1.0 - gbars[s]) ** 0.5) * eps) / (1.0 - etas[s]) ** 0.5
         if s > 0:
             z = _normal(tuple(x.shape), generator).to(device=device, dtype=dtype)
-            x = x + sigmas[s] * z
+            x = x + sigmas[s] * (z if std is None else z * std)
         if callback is not None:
             callback(s + 1, x)
     return x

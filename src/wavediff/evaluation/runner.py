@@ -256,7 +256,8 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
                 generator = torch.Generator().manual_seed(seed + index)
                 wav = vocoder.vocode(mel, spec.steps, generator=generator).numpy()
             time_spent[spec.slug] += time.perf_counter() - t0
-            wav = np.asarray(wav, dtype=np.float32)[: audio.shape[0]]
+            # a vocoder trained on peak-normalised audio took the mel of the scaled recording
+            wav = np.asarray(wav, dtype=np.float32)[: audio.shape[0]] / np.float32(vocoder.input_gain(audio))
             if wav.shape[0] < audio.shape[0]:
                 wav = np.pad(wav, (0, audio.shape[0] - wav.shape[0]))
             scores = {"log_mel_l1": log_mel_l1(audio, wav, vocoder.frontend),

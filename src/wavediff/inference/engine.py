@@ -509,7 +509,8 @@ class InferenceEngine:
     @torch.inference_mode()
     def vocode(self, mels: Sequence[torch.Tensor], chain: SamplingSchedule,
                generator: torch.Generator | Sequence[torch.Generator] | None = None,
-               x_start: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+               x_start: Sequence[torch.Tensor] | None = None,
+               noise_std: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Run the reverse chain for each mel; returns ``[(F_i * hop,) fp32 audio]`` (not clipped).
 
         Args:
@@ -520,6 +521,8 @@ class InferenceEngine:
                 utterance, which makes each output independent of its batch. A single
                 utterance with one generator draws exactly as :func:`~wavediff.diffusion.samplers.sample`.
             x_start: optional ``(L_i,)`` starting noise per utterance.
+            noise_std: optional ``(L_i,)`` per utterance: PriorGrad's sigma
+                (:mod:`wavediff.diffusion.prior`), scaling the drawn x_S and every step's noise.
         """
         if len(mels) == 0:
             return []
@@ -541,14 +544,26 @@ class InferenceEngine:
                 if x_start[seg.index].numel() != seg.length:
                     raise WavediffError(f"x_start {seg.index} has {x_start[seg.index].numel()} samples, "
                                         f"expected {seg.length}")
+        stds: list[torch.Tensor] | None = None
+        if noise_std is not None:
+            if len(noise_std) != len(mels):
+                raise WavediffError(f"got {len(noise_std)} noise_std tensors for {len(mels)} mels; give one each")
+            stds = [s.to(torch.float32).reshape(-1) for s in noise_std]
+            for seg in segments:
+                if stds[seg.index].numel() != seg.length:
+                    raise WavediffError(f"noise_std {seg.index} has {stds[seg.index].numel()} samples, "
+                                        f"expected {seg.length}")
         if self.streaming:
-            return self._vocode_streaming(mels, segments, total, chain, gens, x_start)
+            return self._vocode_streaming(mels, segments, total, chain, gens, x_start, stds)
         x = self.workspace.get("state", (total,), torch.float32, zero=True)
+        dev_stds = [s.to(self.device) for s in stds] if stds is not None else None
         for seg in segments:
             if x_start is not None:
                 start = x_start[seg.index].to(torch.float32).reshape(-1)
             else:
                 start = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0]
+                if stds is not None:
+                    start = start * stds[seg.index]
             x[seg.start:seg.stop] = start.to(self.device)
         biases, fills = self.folded.step_constants(chain.steps)
         biases, fills = biases.to(self.device, self.dtype), fills.to(self.device, self.dtype)
@@ -579,15 +594,19 @@ class InferenceEngine:
                 xs = x[seg.start:seg.stop]
                 xs.sub_(eps[seg.start:seg.stop], alpha=c1).mul_(c2)
                 if s > 0:
-                    z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0]
-                    xs.add_(z.to(self.device), alpha=sigmas[s])
+                    z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0].to(self.device)
+                    if dev_stds is not None:
+                        z.mul_(dev_stds[seg.index])
+                    xs.add_(z, alpha=sigmas[s])
         return [x[seg.start:seg.stop].cpu().clone() for seg in segments]
 
     def _vocode_streaming(self, mels: Sequence[torch.Tensor], segments: list[_Segment], total: int,
                           chain: SamplingSchedule, gens: list[torch.Generator | None],
-                          x_start: Sequence[torch.Tensor] | None) -> list[torch.Tensor]:
+                          x_start: Sequence[torch.Tensor] | None,
+                          stds: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """:meth:`vocode` by :func:`~wavediff.inference.streaming.stream_chain`, drawing the
-        same noise in the same order as one pass (each draw through a placed cursor)."""
+        same noise in the same order as one pass (each draw through a placed cursor, scaled
+        by the segment's ``stds`` where given)."""
         if self.upsampler is None:
             raise WavediffError("streaming inference needs a mel-conditioned model")
         gens_or_default = [g if g is not None else torch.default_generator for g in gens]
@@ -601,7 +620,8 @@ class InferenceEngine:
             for seg in segments:
                 draws.append((gens_or_default[seg.index], seg.length))
                 keys.append((s, seg.index))
-        cursors = dict(zip(keys, place_cursors(draws)))
+        scales = [stds[index] for _, index in keys] if stds is not None else None
+        cursors = dict(zip(keys, place_cursors(draws, scales)))
         if x_start is None:
             starts: list = [cursors.pop(("start", seg.index)) for seg in segments]
         else:

@@ -69,16 +69,28 @@ class NoiseCursor:
     """One ``torch.randn((1, length))`` draw handed out a few samples at a time.
 
     Holds its own copy of the generator, placed where the whole draw would start, and at
-    most :data:`NOISE_PIECE` + 15 drawn samples."""
+    most :data:`NOISE_PIECE` + 15 drawn samples. With a ``scale`` ``(length,)`` (PriorGrad's
+    sigma), sample ``i`` of the draw comes out multiplied by ``scale[i]``."""
 
-    def __init__(self, generator: torch.Generator, length: int) -> None:
+    def __init__(self, generator: torch.Generator, length: int, scale: torch.Tensor | None = None) -> None:
+        if scale is not None and scale.numel() != length:
+            raise ValueError(f"scale has {scale.numel()} values for a draw of {length}")
         self.generator = generator
         self.sizes = iter(piece_sizes(length))
         self.buffer = torch.empty(0)
         self.used = 0
+        self.scale = scale
+        self.position = 0
 
     def take(self, n: int) -> torch.Tensor:
         """The next ``n`` samples ``(n,)`` fp32."""
+        out = self._draw(n)
+        if self.scale is not None:
+            out = out * self.scale[self.position:self.position + n]
+        self.position += n
+        return out
+
+    def _draw(self, n: int) -> torch.Tensor:
         parts = []
         while n > 0:
             if self.used == self.buffer.numel():
@@ -92,14 +104,16 @@ class NoiseCursor:
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def place_cursors(draws: Sequence[tuple[torch.Generator, int]]) -> list[NoiseCursor]:
-    """A cursor for each ``(generator, length)`` draw, in the order they would be made.
+def place_cursors(draws: Sequence[tuple[torch.Generator, int]],
+                  scales: Sequence[torch.Tensor | None] | None = None) -> list[NoiseCursor]:
+    """A cursor for each ``(generator, length)`` draw, in the order they would be made, its
+    samples multiplied by ``scales[k]`` where given.
 
     Each generator is advanced past its draws (piece by piece, nothing kept), so it ends
     in the state the whole draws would leave it in."""
     cursors = []
-    for generator, length in draws:
-        cursors.append(NoiseCursor(_clone(generator), length))
+    for k, (generator, length) in enumerate(draws):
+        cursors.append(NoiseCursor(_clone(generator), length, None if scales is None else scales[k]))
         for size in piece_sizes(length):
             torch.randn((1, size), generator=generator, dtype=torch.float32)
     return cursors

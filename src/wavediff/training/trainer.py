@@ -42,7 +42,7 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from wavediff.data.labels import class_order, label_index, read_labelled_entries
 from wavediff.data.manifest import AudioEntry, read_entries, split_indices
 from wavediff.data.sampling import StepSampler, mix_seed
 from wavediff.diffusion.objective import diffusion_loss
+from wavediff.diffusion.prior import max_frame_energy, noise_std
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
@@ -172,6 +173,7 @@ class Trainer:
             config, labels = _class_labels(config, entries, data)
         self.config = config
         self.train_set, self.val_set, self.input_report = self._screened_data(entries, labels, data)
+        self.config = config = self._with_prior_scale(config)
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
             torch.manual_seed(mix_seed(config.train.seed, 0) % (2 ** 63))
             self.model = build_model(config).to(self.device)
@@ -198,9 +200,11 @@ class Trainer:
         config = self.config
         dataset: VocoderDataset | ClipDataset
         if config.model.conditioning == "mel":
-            dataset = VocoderDataset(entries, self.frontend, config.data.crop_frames, self.run_dir / "cache" / "mels")
+            dataset = VocoderDataset(entries, self.frontend, config.data.crop_frames, self.run_dir / "cache" / "mels",
+                                     peak_level=config.data.normalization_peak)
         else:
-            dataset = ClipDataset(entries, config.mel.sample_rate, config.clip_samples, labels)
+            dataset = ClipDataset(entries, config.mel.sample_rate, config.clip_samples, labels,
+                                  peak_level=config.data.normalization_peak)
         report = InputReport()
         usable = screen(dataset, report, rank=self.ctx.rank, world_size=self.ctx.world_size,
                         sum_over_ranks=self.ctx.all_reduce_sum if self.ctx.enabled else None,
@@ -213,6 +217,24 @@ class Trainer:
                                            seed=config.train.seed)
         log.info("data: %d training and %d validation files from %s", len(train_idx), len(val_idx), data)
         return dataset.keep(train_idx), (dataset.keep(val_idx) if val_idx else None), report
+
+    def _with_prior_scale(self, config: RunConfig) -> RunConfig:
+        """``config`` with PriorGrad's energy scale measured on the training mels, if it is to be."""
+        d = config.diffusion
+        if d.prior != "priorgrad" or d.prior_energy_max > 0:
+            return config
+        assert isinstance(self.train_set, VocoderDataset)
+        train_set = self.train_set
+        scale = max_frame_energy((torch.from_numpy(train_set.mel(i, mmap=False)) for i in range(len(train_set))),
+                                 config.mel)
+        log.info("PriorGrad prior: largest frame energy of the training data %.4g (diffusion.prior_energy_max)", scale)
+        return replace(config, diffusion=replace(d, prior_energy_max=scale))
+
+    def _noise_std(self, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """PriorGrad's sigma ``(B, L)`` for a batch's mel; ``None`` under the standard prior."""
+        if self.config.diffusion.prior == "standard":
+            return None
+        return noise_std(cond["mel"], self.config.mel, self.config.diffusion)
 
     def _loader(self) -> tuple[DataLoader, StepSampler]:
         sampler = StepSampler(len(self.train_set), self.config.train.batch_size, num_replicas=self.ctx.world_size,
@@ -321,7 +343,7 @@ class Trainer:
     def _loss(self, model: torch.nn.Module, batch: Batch, training: bool) -> torch.Tensor:
         audio, cond, steps, noise = self._inputs(batch, training)
         return diffusion_loss(self._denoiser(model), audio, self.schedule, loss_type=self.config.diffusion.loss,
-                              cond=cond, steps=steps, noise=noise)
+                              cond=cond, steps=steps, noise=noise, noise_std=self._noise_std(cond))
 
     def train_step(self, micro_batches: list[Batch], stop: bool = False) -> _StepOutcome:
         """One optimiser step over this rank's micro-batches of the global batch.
@@ -398,7 +420,8 @@ class Trainer:
             audio, labels = self.val_set.batch([0], g, random_offset=False)
             length, ref = audio.shape[-1], audio[0]
             cond = {} if labels is None else {"labels": labels.to(self.device)}
-        out = sample(self._denoiser(model), (1, length), chain, cond=cond, generator=g, device=self.device)
+        out = sample(self._denoiser(model), (1, length), chain, cond=cond, generator=g, device=self.device,
+                     noise_std=self._noise_std(cond) if "mel" in cond else None)
         return ref, out[0].clamp(-1, 1).cpu()
 
     # ------------------------------------------------------------------ loop
@@ -610,8 +633,10 @@ def _class_labels(config: RunConfig, entries: list[AudioEntry], data: str | Path
 
 
 def _without_steps(config: RunConfig) -> dict[str, Any]:
+    """``config`` as a dict without what a resumed run may change or has measured since it started."""
     d = config.to_dict()
     d["train"].pop("max_steps")
+    d["diffusion"].pop("prior_energy_max")
     return d
 
 
