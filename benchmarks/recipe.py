@@ -37,6 +37,7 @@ SETUPS: dict[str, list[str]] = {
     "normalize": ["data.normalize=peak"],
     "priorgrad": ["diffusion.prior=priorgrad"],
     "priorgrad+normalize": ["diffusion.prior=priorgrad", "data.normalize=peak"],
+    "spectral": ["train.spectral_loss_weight=0.05"],          # RFWave / FreGrad: 0.01-0.1
 }
 COLUMNS = ["log_mel_l1", "mr_stft", "pesq_wb", "stoi", "vuv_f1", "f0_rmse_cents"]
 
@@ -71,7 +72,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/recipe")
     ap.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget of every setup")
     ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    ap.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS),
+                    help="setups to train (each once per seed) and evaluate side by side")
     ap.add_argument("--set", dest="extra", action="append", default=[], help="an override for every setup")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

@@ -160,3 +160,4 @@ def test_training_measures_and_records_the_energy_scale(tmp_path, audio_dir, mic
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["diffusion"]["prior"] == "priorgrad"
     assert saved["diffusion"]["prior_energy_max"] == pytest.approx(scale)
+

@@ -294,6 +294,10 @@ class TrainConfig:
     ``batch_size`` is the global batch of one optimiser step, whatever the number of
     processes: each of W processes takes ``batch_size / W`` items, in micro-batches of
     ``micro_batch_size`` (0: all of them at once) whose gradients are accumulated.
+
+    ``spectral_loss_weight`` > 0 adds that multiple of a multi-resolution STFT loss between
+    the clean crop and the network's estimate of it (as RFWave and FreGrad do; see
+    :func:`wavediff.diffusion.objective.diffusion_loss`); 0, the default, is the paper's objective.
     """
 
     batch_size: int = 16
@@ -310,8 +314,11 @@ class TrainConfig:
     keep_last: int = 3
     precision: Precision = "auto"
     implementation: Implementation = "auto"
+    spectral_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not self.spectral_loss_weight >= 0:
+            raise WavediffError(f"train.spectral_loss_weight={self.spectral_loss_weight} must be >= 0 (0: off)")
         for n in ("batch_size", "max_steps", "log_every", "val_every", "checkpoint_every", "keep_last"):
             if getattr(self, n) < 1:
                 raise WavediffError(f"train.{n}={getattr(self, n)} must be >= 1")

@@ -343,7 +343,8 @@ class Trainer:
     def _loss(self, model: torch.nn.Module, batch: Batch, training: bool) -> torch.Tensor:
         audio, cond, steps, noise = self._inputs(batch, training)
         return diffusion_loss(self._denoiser(model), audio, self.schedule, loss_type=self.config.diffusion.loss,
-                              cond=cond, steps=steps, noise=noise, noise_std=self._noise_std(cond))
+                              cond=cond, steps=steps, noise=noise, noise_std=self._noise_std(cond),
+                              spectral_weight=self.config.train.spectral_loss_weight)
 
     def train_step(self, micro_batches: list[Batch], stop: bool = False) -> _StepOutcome:
         """One optimiser step over this rank's micro-batches of the global batch.
