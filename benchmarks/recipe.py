@@ -125,7 +125,8 @@ def main() -> None:
         run = runs.get(label)
         budget, steps, seed = "—", "—", "—"
         if run is not None and run.exists():
-            budget, steps, seed = f"{args.minutes:g} CPU-min × {args.threads}", str(_trained_steps(run)), str(args.seed)
+            budget, steps, seed = (f"{args.minutes:g} min × {args.threads} cores", str(_trained_steps(run)),
+                                   str(args.seed))
         cells = []
         for k in COLUMNS:
             s = system["metrics"].get(k)
