@@ -154,7 +154,7 @@ def _free_port() -> int:
 
 
 def test_the_two_node_command_trains_like_one_process(tmp_path, audio_dir, config_file, micro_config):
-    """The README's two-machine torchrun command, with both 'machines' on this one."""
+    """The two-machine torchrun command of docs/distributed.md, with both 'machines' on this one."""
     start = Trainer(micro_config, audio_dir, tmp_path / "init", progress=False).model.state_dict()
     train_cli(["--config", str(config_file), "--data", str(audio_dir), "--out", str(tmp_path / "one"),
                "--max-steps", "4"])

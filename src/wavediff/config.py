@@ -138,7 +138,7 @@ class DiffusionConfig:
 
     ``fast_schedule`` is the paper's Appendix B variance schedule (eta) used when
     sampling with ``len(fast_schedule)`` steps. ``loss`` defaults to the paper's L2; L1
-    (lmnt-com/diffwave, WaveGrad) is the alternative (see README, "Choice of loss").
+    (lmnt-com/diffwave, WaveGrad) is the alternative (see docs/results.md, "Choice of loss").
 
     ``prior='priorgrad'`` (mel vocoders only) replaces the standard normal noise by
     PriorGrad's N(0, diag sigma^2), sigma per mel frame from its energy

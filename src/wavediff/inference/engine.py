@@ -214,7 +214,7 @@ class InferenceEngine:
         wants_native = native is not False and self.device.type == "cpu" and precision != "fp32"
         self.native = native_kernels.load() if wants_native else None
         # int8 projections read the gate's output as uint8 levels and need the native kernels to
-        # be worth it: with torch operations they ran slower than bf16 ones (README, speed table)
+        # be worth it: with torch operations they ran slower than bf16 ones (docs/results.md, "Vocoding speed")
         self.int8_projections = self.int8 and self.native is not None
         last = len(self.folded.layers) - 1
         self.layers = [_Layer(layer, dt, dev, self.int8, self.int8_projections, i == last)

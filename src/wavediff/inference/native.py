@@ -4,7 +4,7 @@ torch runs a DiffWave layer's gate as two passes over the conv output (``sigmoid
 ``addcmul``) and quantizes an int8 conv input in three (``float()``, ``aminmax``,
 ``quantize_per_tensor``). :file:`kernels.c` does each in one pass with a vectorised
 sigmoid; on the 2-core development machine that is most of a layer's non-GEMM time (see
-the README's speed table for the measured gain). For int8 the gate also writes its output
+docs/results.md, "Vocoding speed", for the measured gain). For int8 the gate also writes its output
 as uint8 levels for the int8 projections, and one kernel adds the projection's two halves
 into the residual stream and the skip sum. Two more serve training
 (:mod:`wavediff.models.fused`): the bf16 gate with its sigmoid and tanh halves kept for the
