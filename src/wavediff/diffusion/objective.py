@@ -3,13 +3,14 @@ Sigma^-1-weighted form under a data-dependent prior (:mod:`wavediff.diffusion.pr
 optional multi-resolution STFT loss on the estimate of the clean signal."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from wavediff.diffusion.samplers import Denoiser
 from wavediff.diffusion.schedule import NoiseSchedule
 from wavediff.errors import WavediffError
+from wavediff.metrics.spectral import multi_resolution_stft_loss as stft_loss
 
 
 def diffusion_loss(
@@ -37,7 +38,7 @@ def diffusion_loss(
 
     ``spectral_weight`` > 0 adds ``spectral_weight * stft_loss(x0, x0_hat)`` with the
     network's estimate ``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)``
-    (:func:`stft_loss`).
+    (:func:`wavediff.metrics.spectral.multi_resolution_stft_loss`).
 
     Args:
         x0: ``(B, L)`` clean audio.
@@ -68,23 +69,3 @@ def diffusion_loss(
         loss = loss + spectral_weight * stft_loss(x0.float(), x0_hat)
     return loss
 
-
-# (n_fft, hop, win) of Parallel WaveGAN's loss, the same as the evaluation's MR-STFT distance
-STFT_LOSS_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
-
-
-def stft_loss(reference: torch.Tensor, estimate: torch.Tensor,
-              resolutions: Sequence[tuple[int, int, int]] = STFT_LOSS_RESOLUTIONS) -> torch.Tensor:
-    """Parallel WaveGAN's multi-resolution STFT loss, differentiable: for each
-    ``(n_fft, hop, win)`` (Hann window) the spectral convergence ``||S| - |S^||_F / ||S||_F`` of
-    each item plus the mean ``|ln|S| - ln|S^||`` (magnitudes floored at 1e-7), averaged over
-    items and resolutions. ``reference``, ``estimate`` ``(B, L)``; a scalar."""
-    total = reference.new_zeros(())
-    for n_fft, hop, win in resolutions:
-        window = torch.hann_window(win, device=reference.device)
-        mags = [torch.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=True,
-                           return_complex=True).abs().clamp(min=1e-7) for x in (reference, estimate)]
-        s_ref, s_est = mags                                                  # (B, bins, frames)
-        sc = torch.linalg.norm((s_ref - s_est).flatten(1), dim=1) / torch.linalg.norm(s_ref.flatten(1), dim=1)
-        total = total + sc.mean() + (s_ref.log() - s_est.log()).abs().mean()
-    return total / len(resolutions)

@@ -21,29 +21,34 @@ def _match(reference: torch.Tensor, estimate: torch.Tensor) -> tuple[torch.Tenso
     return reference[..., :n], estimate[..., :n]
 
 
+def multi_resolution_stft_loss(reference: torch.Tensor, estimate: torch.Tensor,
+                               resolutions: Sequence[tuple[int, int, int]] = PWG_RESOLUTIONS) -> torch.Tensor:
+    """Parallel WaveGAN's multi-resolution STFT loss, differentiable, over a batch.
+
+    For each (n_fft, hop, win), Hann window: each item's spectral convergence
+    ``||S| - |S^||_F / ||S||_F`` plus the mean log-magnitude distance ``|ln|S| - ln|S^||``
+    (magnitudes floored at 1e-7), averaged over items; summed, then averaged over the
+    resolutions. ``reference``, ``estimate`` ``(B, L)``; returns a scalar tensor. The training
+    objective's spectral term (``train.spectral_loss_weight``) and, for one item, the
+    evaluation's MR-STFT distance.
+    """
+    total = reference.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, device=reference.device)
+        s_ref, s_est = [torch.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=True,
+                                   return_complex=True).abs().clamp(min=1e-7) for x in (reference, estimate)]
+        sc = torch.linalg.norm((s_ref - s_est).flatten(1), dim=1) / torch.linalg.norm(s_ref.flatten(1), dim=1)
+        total = total + sc.mean() + (s_ref.log() - s_est.log()).abs().mean()
+    return total / len(resolutions)
+
+
 def multi_resolution_stft_distance(reference: torch.Tensor | np.ndarray, estimate: torch.Tensor | np.ndarray,
                                    resolutions: Sequence[tuple[int, int, int]] = PWG_RESOLUTIONS) -> float:
-    """Parallel WaveGAN's multi-resolution STFT loss, as a distance (lower is better).
-
-    For each (n_fft, hop, win), Hann window: spectral convergence ``||S| - |S^||_F / ||S||_F``
-    plus log-magnitude distance ``mean |ln|S| - ln|S^||`` (magnitudes floored at 1e-7);
-    the two are summed and averaged over the resolutions. Signals are cut to the shorter
-    length. Input ``(L,)``.
-    """
+    """Parallel WaveGAN's multi-resolution STFT loss, as a distance (lower is better):
+    :func:`multi_resolution_stft_loss` of one pair ``(L,)``, cut to the shorter length."""
     ref, est = _match(_as_tensor(reference).reshape(-1), _as_tensor(estimate).reshape(-1))
-    total = 0.0
-    for n_fft, hop, win in resolutions:
-        window = torch.hann_window(win)
-        mags = []
-        for x in (ref, est):
-            spec = torch.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=True,
-                              return_complex=True)
-            mags.append(spec.abs().clamp(min=1e-7))
-        s_ref, s_est = mags
-        sc = torch.linalg.norm(s_ref - s_est) / torch.linalg.norm(s_ref)
-        mag = (s_ref.log() - s_est.log()).abs().mean()
-        total += float(sc + mag)
-    return total / len(resolutions)
+    with torch.no_grad():
+        return float(multi_resolution_stft_loss(ref.unsqueeze(0), est.unsqueeze(0), resolutions))
 
 
 def log_mel_l1(reference: torch.Tensor | np.ndarray, estimate: torch.Tensor | np.ndarray,

@@ -232,9 +232,7 @@ class Trainer:
 
     def _noise_std(self, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """PriorGrad's sigma ``(B, L)`` for a batch's mel; ``None`` under the standard prior."""
-        if self.config.diffusion.prior == "standard":
-            return None
-        return noise_std(cond["mel"], self.config.mel, self.config.diffusion)
+        return noise_std(cond["mel"], self.config.mel, self.config.diffusion) if "mel" in cond else None
 
     def _loader(self) -> tuple[DataLoader, StepSampler]:
         sampler = StepSampler(len(self.train_set), self.config.train.batch_size, num_replicas=self.ctx.world_size,
@@ -422,7 +420,7 @@ class Trainer:
             length, ref = audio.shape[-1], audio[0]
             cond = {} if labels is None else {"labels": labels.to(self.device)}
         out = sample(self._denoiser(model), (1, length), chain, cond=cond, generator=g, device=self.device,
-                     noise_std=self._noise_std(cond) if "mel" in cond else None)
+                     noise_std=self._noise_std(cond))
         return ref, out[0].clamp(-1, 1).cpu()
 
     # ------------------------------------------------------------------ loop
