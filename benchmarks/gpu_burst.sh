@@ -17,8 +17,10 @@
 #   3. training speed (benchmarks/train_speed.py --device cuda) at batch 16 and larger batches,
 #      reference (cuDNN) against fused, bf16, and lmnt-com/diffwave's train step on the same GPU;
 #   4. inference speed (benchmarks/speed.py --device cuda), against the paper's 5.6x real time on a V100;
-#   5. a training burst of `base` on data_local/speech22k (synthetic audio when absent) for the
-#      remaining minutes; the weights come back under $OUT/burst.
+#   5. a training burst of the bundled vocoder's recipe (tiny, PriorGrad's prior) warm-started from
+#      the bundled weights (--init-from), on data_local/speech22k (synthetic audio when absent), for
+#      the remaining minutes; the weights come back under $OUT/burst. Score them with
+#      `wavediff evaluate` on test_unseen and ship them with benchmarks/bundle_vocoder.py if better.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu_burst}"
@@ -50,7 +52,11 @@ if [ ! -d "$DATA" ]; then
   DATA="$OUT/synthetic/train"
   $PY -c "from wavediff.data.synthetic import make_corpus; make_corpus('$OUT/synthetic', num_train=200)"
 fi
-timeout 170 $PY -m wavediff train --config base --data "$DATA" --out "$OUT/run" --device cuda --precision bf16 \
+BUNDLED=$($PY -c "from wavediff.pretrained import bundled_model; print(bundled_model().path)")
+EMAX=$($PY -c "import json; print(json.load(open('$BUNDLED/config.json'))['diffusion']['prior_energy_max'])")
+timeout 170 $PY -m wavediff train --config tiny --data "$DATA" --out "$OUT/run" --device cuda --precision bf16 \
+    --init-from "$BUNDLED" --set diffusion.prior=priorgrad --set diffusion.prior_energy_max="$EMAX" \
+    --set train.checkpoint_every=500 \
     --max-minutes 2.5 --no-progress 2>&1 | tail -5 | tee -a "$OUT/burst.log"
 latest=$(ls -d "$OUT"/run/checkpoints/step_* 2>/dev/null | tail -1)
 if [ -n "$latest" ]; then

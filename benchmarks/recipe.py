@@ -5,12 +5,18 @@ docs/recipes.md alone and combined, trained on speech22k ``train`` and scored on
 Each setup trains the same preset from the same seed for the same wall-clock budget
 (``wavediff train --max-minutes``, one after another on an otherwise idle machine), then
 one ``wavediff evaluate`` scores every run with the 6-step sampler and Griffin-Lim 32.
+The ``lmnt`` setup trains lmnt-com/diffwave 0.1.7's own model with its own train step
+(``benchmarks/lmnt_train.py``; ``pip install --no-deps diffwave==0.1.7``) on the same data
+for the same budget. ``--sampler`` scores every run with each sampler variant as well (the
+inference-only options, e.g. GLA-Grad's consistency step), so one table holds both kinds.
 The table (log-mel L1, MR-STFT, PESQ-WB, STOI, V/UV F1, F0 RMSE, RTF, and each row's budget,
 steps and seed) goes to ``OUT/recipe.md`` and is printed.
 
     python benchmarks/recipe.py --data ../shared/data/speech22k --minutes 10 --out runs/recipe
     python benchmarks/recipe.py --data ../shared/data/speech22k --minutes 10 --setups paper priorgrad --seed 1
     python benchmarks/recipe.py --data ../shared/data/speech22k --out runs/recipe --report-only
+    python benchmarks/recipe.py --data ../shared/data/speech22k --minutes 8 --setups paper priorgrad lmnt \
+        --sampler noise --sampler gla:consistency=griffin-lim,consistency_steps=6
 
 A setup whose run folder already holds checkpoints is not trained again (``--retrain``
 to start it afresh), so an interrupted ablation continues where it stopped.
@@ -38,6 +44,8 @@ SETUPS: dict[str, list[str]] = {
     "priorgrad": ["diffusion.prior=priorgrad"],
     "priorgrad+normalize": ["diffusion.prior=priorgrad", "data.normalize=peak"],
     "spectral": ["train.spectral_loss_weight=0.05"],          # RFWave / FreGrad: 0.01-0.1
+    "priorgrad+spectral": ["diffusion.prior=priorgrad", "train.spectral_loss_weight=0.05"],
+    "lmnt": [],   # lmnt-com/diffwave 0.1.7's model and train step (benchmarks/lmnt_train.py), same data and budget
 }
 COLUMNS = ["log_mel_l1", "mr_stft", "pesq_wb", "stoi", "vuv_f1", "f0_rmse_cents"]
 
@@ -50,6 +58,8 @@ def _run(cmd: list[str]) -> None:
 
 
 def _trained_steps(run_dir: Path) -> int:
+    if (run_dir / "lmnt.json").is_file():
+        return int(json.loads((run_dir / "lmnt.json").read_text())["steps"])
     losses = read_training_curves(run_dir)["loss"]
     return int(losses[:, 0].max()) if losses.shape[0] else 0
 
@@ -79,6 +89,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test_unseen utterances")
     ap.add_argument("--split", default="test_unseen")
+    ap.add_argument("--sampler", action="append", default=[], metavar="LABEL[:KEY=VALUE,...]",
+                    help="sampler variants to score every run with (wavediff evaluate --sampler), e.g. "
+                         "gla:consistency=griffin-lim,consistency_steps=6; default: each run's own")
     ap.add_argument("--retrain", action="store_true", help="train every setup afresh")
     ap.add_argument("--report-only", action="store_true", help="rebuild the table from OUT's evaluation")
     args = ap.parse_args()
@@ -93,11 +106,16 @@ def main() -> None:
             if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
                 log.info("%s: %s holds a trained run; not training it again", name, run)
                 continue
-            cmd = [*py, "train", "--config", args.preset, "--data", str(data / "train.tsv"), "--out", str(run),
-                   "--max-minutes", str(args.minutes), "--threads", str(args.threads), "--no-progress",
-                   "--set", f"train.seed={args.seed}"]
-            for o in [*SETUPS[name], *args.extra]:
-                cmd += ["--set", o]
+            if name == "lmnt":
+                cmd = [sys.executable, str(Path(__file__).with_name("lmnt_train.py")), "--data",
+                       str(data / "train.tsv"), "--out", str(run), "--minutes", str(args.minutes), "--preset",
+                       args.preset, "--seed", str(args.seed), "--threads", str(args.threads)]
+            else:
+                cmd = [*py, "train", "--config", args.preset, "--data", str(data / "train.tsv"), "--out", str(run),
+                       "--max-minutes", str(args.minutes), "--threads", str(args.threads), "--no-progress",
+                       "--set", f"train.seed={args.seed}"]
+                for o in [*SETUPS[name], *args.extra]:
+                    cmd += ["--set", o]
             t0 = time.time()
             _run(cmd)
             (run / "budget.json").write_text(json.dumps({"minutes": args.minutes, "wall_minutes":
@@ -109,6 +127,8 @@ def main() -> None:
             cmd += ["--checkpoint", str(run), "--label", name]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
+        for variant in args.sampler:
+            cmd += ["--sampler", variant]
         _run(cmd)
     results = json.loads((out / f"eval-seed{args.seed}" / "results.json").read_text())
     metrics = {m.key: m for m in METRICS}
@@ -122,6 +142,8 @@ def main() -> None:
     for system in results["systems"]:
         name = system["name"]
         label = name.split(",")[0].strip()
+        if label == "lmnt":
+            name = "lmnt-com/diffwave 0.1.7 (its model and train step: L1, Adam, fp32)" + name[len(label):]
         run = runs.get(label)
         budget, steps, seed = "—", "—", "—"
         if run is not None and run.exists():

@@ -87,3 +87,24 @@ def test_fp16_needs_cuda(tmp_path, audio_dir, micro_config):
     cfg = micro_config.with_overrides(["train.precision=fp16"])
     with pytest.raises(WavediffError, match="fp16"):
         Trainer(cfg, audio_dir, tmp_path / "run", progress=False, device="cpu")
+
+
+def test_init_from_starts_a_new_run_from_other_weights(tmp_path, audio_dir, micro_config):
+    from wavediff.training.checkpoint import load_weights, resolve_checkpoint
+    from wavediff.training.trainer import Trainer
+
+    first = Trainer(micro_config, audio_dir, tmp_path / "a", device="cpu", progress=False, workers=0)
+    first.fit(max_steps=2)
+    source = load_weights(resolve_checkpoint(tmp_path / "a"))
+    warm = Trainer(micro_config.with_overrides(["train.seed=5"]), audio_dir, tmp_path / "b", device="cpu",
+                   progress=False, workers=0, init_from=tmp_path / "a")
+    assert warm.step == 0
+    for name, value in warm.model.state_dict().items():
+        torch.testing.assert_close(value, source[name])
+        torch.testing.assert_close(warm.ema.shadow[name], source[name].float())
+    cold = Trainer(micro_config.with_overrides(["train.seed=5"]), audio_dir, tmp_path / "c", device="cpu",
+                   progress=False, workers=0)
+    assert any((cold.model.state_dict()[k] - v).abs().max() > 0 for k, v in source.items())
+    wider = micro_config.with_overrides(["model.residual_channels=12"])
+    with pytest.raises(WavediffError, match="init-from"):
+        Trainer(wider, audio_dir, tmp_path / "d", device="cpu", progress=False, workers=0, init_from=tmp_path / "a")

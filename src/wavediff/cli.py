@@ -6,6 +6,7 @@ exit status 2 and no traceback; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall-clock budget")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start a new run from these weights (a run, a checkpoint or a bundled model's folder; "
+                        "the config must build the same network); the optimiser starts afresh")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set train.learning_rate=1e-3 (repeatable)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
@@ -81,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("vocode", help="turn mels (.npy) or recordings (wav/flac) into audio")
-    p.add_argument("--checkpoint", required=True, help="run folder (latest checkpoint) or checkpoint folder")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", default=None, help="run folder (latest checkpoint) or checkpoint folder "
+                                                        "(default: the bundled vocoder)")
+    src.add_argument("--model", default=None, help="a bundled vocoder by name (`wavediff models` lists them)")
     p.add_argument("--input", required=True, nargs="+", help="audio files, .npy mel files, or folders of them")
     p.add_argument("--out", required=True, help="output folder for the wavs")
     p.add_argument("--steps", type=int, default=6, help="6 = the paper's fast schedule; T = the full chain; "
@@ -91,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="utterances vocoded together")
     p.add_argument("--resample", action="store_true",
                    help="resample audio inputs at another rate than the checkpoint's (default: refuse them)")
+    p.add_argument("--sampler", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="change the checkpoint's sampler: start=noise|griffin-lim, start_steps=N, griffin_lim_iters=N, "
+                        "consistency=none|griffin-lim, consistency_steps=N, consistency_iters=N (docs/recipes.md)")
     _add_inference(p, default_precision="auto")
     _add_common(p)
 
@@ -173,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32",
                    help="inference precision of the checkpoints (default fp32, the reference)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i)")
+    p.add_argument("--sampler", action="append", default=[], metavar="LABEL[:KEY=VALUE,...]",
+                   help="a sampler variant to compare, e.g. gl-start:start=griffin-lim,start_steps=2; repeat for "
+                        "several; LABEL alone is the checkpoint's own sampler (default: only that)")
     p.add_argument("--screenshot", action="store_true",
                    help="open the page in headless Chromium, check every player and image, save screenshot.png")
     _add_common(p)
@@ -185,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="show a preset as JSON, with its parameter count and receptive field")
     p.add_argument("name", help="preset name or config file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    _add_common(p)
+
+    p = sub.add_parser("models", help="list the vocoders shipped inside the package: data, budget, scores")
+    p.add_argument("--json", action="store_true", help="print the model cards as JSON")
     _add_common(p)
 
     p = sub.add_parser("demo", help="the main job: synthesise a corpus, train tiny, vocode, compare with Griffin-Lim")
@@ -212,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"train": _cmd_train, "vocode": _cmd_vocode, "mel": _cmd_mel, "config": _cmd_config,
                    "demo": _cmd_demo, "evaluate": _cmd_evaluate, "curves": _cmd_curves,
                    "generate": _cmd_generate, "train-classifier": _cmd_train_classifier,
-                   "evaluate-generation": _cmd_evaluate_generation}[args.command]
+                   "evaluate-generation": _cmd_evaluate_generation, "models": _cmd_models}[args.command]
         return handler(args)
     except WavediffError as exc:
         if args.debug:
@@ -247,7 +264,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if ctx.is_main:
             _log_to_file(Path(args.out) / "train.log")
         trainer = Trainer(config, args.data, args.out, resume=args.resume, max_minutes=args.max_minutes,
-                          progress=not args.no_progress, workers=args.workers, distributed=ctx)
+                          progress=not args.no_progress, workers=args.workers, distributed=ctx,
+                          init_from=args.init_from)
         result = trainer.fit()
     finally:
         ctx.shutdown()
@@ -262,13 +280,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_vocode(args: argparse.Namespace) -> int:
     from wavediff.pipelines import Vocoder, vocode_files
 
-    vocoder = Vocoder.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
-                                      weights=args.weights, chunk_seconds=_chunk_seconds(args.chunk_seconds),
-                                      max_memory_gb=args.max_memory_gb)
+    options = dict(device=args.device, precision=args.precision, weights=args.weights,
+                   chunk_seconds=_chunk_seconds(args.chunk_seconds), max_memory_gb=args.max_memory_gb)
+    if args.checkpoint is not None:
+        vocoder = Vocoder.from_checkpoint(args.checkpoint, **options)
+    else:
+        vocoder = Vocoder.pretrained(args.model, **options)
     log.info("vocoding on %s in %s (%s weights)", vocoder.device, vocoder.precision, vocoder.weights)
     schedule = _parse_schedule(args.schedule)
+    sampler = vocoder.config.sampler.with_overrides(args.sampler)
     written = vocode_files(vocoder, args.input, args.out, steps=args.steps, schedule=schedule, seed=args.seed,
-                           batch_size=args.batch_size, resample=args.resample)
+                           batch_size=args.batch_size, resample=args.resample, sampler=sampler)
     log.info("wrote %d file(s) to %s", len(written), args.out)
     return 0
 
@@ -351,11 +373,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from wavediff.evaluation.report import markdown_table, write_report
-    from wavediff.evaluation.runner import evaluate
+    from wavediff.evaluation.runner import evaluate, parse_sampler_variant
 
     command = "wavediff " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     report = evaluate(args.checkpoint, args.data, args.out, steps=args.steps, gl_iters=args.gl_iters, seed=args.seed,
-                      precision=args.precision,
+                      precision=args.precision, samplers=[parse_sampler_variant(v) for v in args.sampler],
                       limit=args.limit, device=args.device, command=command, labels=args.label,
                       progress=lambda items: tqdm(items, desc="evaluate", unit="utt"))
     written = write_report(report, args.out)
@@ -398,6 +420,24 @@ def _cmd_config(args: argparse.Namespace) -> int:
     print(config.to_json())
     info = describe(config)
     print(f"# parameters: {info['parameters']:,}; receptive field: {info['receptive_field']} samples")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from wavediff.pretrained import DEFAULT_VOCODER, bundled_models, card_lines
+
+    models = bundled_models()
+    if args.json:
+        print(json.dumps([{"name": m.name, "path": str(m.path), **m.card} for m in models], indent=2,
+                         ensure_ascii=False))
+        return 0
+    if not models:
+        print("no bundled models in this installation")
+    for m in models:
+        lines = card_lines(m)
+        if m.name == DEFAULT_VOCODER:
+            lines[0] += "  [default for `wavediff vocode` without --checkpoint]"
+        print("\n".join(lines))
     return 0
 
 

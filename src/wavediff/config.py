@@ -50,6 +50,8 @@ Prior = Literal["standard", "priorgrad"]
 Normalization = Literal["none", "peak"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Implementation = Literal["auto", "fused", "reference"]
+ChainStart = Literal["noise", "griffin-lim"]
+Consistency = Literal["none", "griffin-lim"]
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -333,6 +335,46 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SamplerConfig:
+    """How a vocoder's reverse chain starts and whether it is held to its mel (inference only;
+    a checkpoint records the defaults its ``wavediff vocode`` and ``evaluate`` use).
+
+    ``start='griffin-lim'`` starts the chain ``start_steps`` steps before its end from a
+    Griffin-Lim estimate of ``griffin_lim_iters`` iterations, noised to that step's level
+    (shallow diffusion, as DiffSinger and GLA-Grad++ start from an auxiliary estimate);
+    ``'noise'`` is the paper's start from pure noise at the chain's top.
+    ``consistency='griffin-lim'`` is GLA-Grad's correction: at the ``consistency_steps``
+    noisiest steps run, the network's estimate of the clean signal is replaced by
+    ``consistency_iters`` Griffin-Lim iterations from it onto the STFT magnitude the mel
+    implies (:class:`wavediff.audio.griffinlim.MagnitudeProjection`).
+    """
+
+    start: ChainStart = "noise"
+    start_steps: int = 3
+    griffin_lim_iters: int = 32
+    consistency: Consistency = "none"
+    consistency_steps: int = 3
+    consistency_iters: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("sampler.start", self.start, ["noise", "griffin-lim"])
+        _check_choice("sampler.consistency", self.consistency, ["none", "griffin-lim"])
+        for n in ("start_steps", "griffin_lim_iters", "consistency_steps", "consistency_iters"):
+            if getattr(self, n) < 1:
+                raise WavediffError(f"sampler.{n}={getattr(self, n)} must be >= 1")
+
+    def with_overrides(self, items: Sequence[str]) -> "SamplerConfig":
+        """This config with ``key=value`` items (``start=griffin-lim``, ``start_steps=2``, ...)."""
+        return RunConfig(sampler=self).with_overrides(
+            [item if item.startswith("sampler.") else f"sampler.{item.strip()}" for item in items]).sampler
+
+    @property
+    def uses_mel_inversion(self) -> bool:
+        """True when sampling needs the mel's STFT magnitude (a Griffin-Lim start or consistency)."""
+        return self.start != "noise" or self.consistency != "none"
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything needed to rebuild a model, its front-end and its training."""
 
@@ -342,9 +384,14 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        if self.sampler.uses_mel_inversion and self.model.conditioning != "mel":
+            raise WavediffError(f"sampler.start={self.sampler.start!r} and sampler.consistency="
+                                f"{self.sampler.consistency!r} invert the mel; they need model.conditioning='mel', "
+                                f"not {self.model.conditioning!r}")
         if self.diffusion.prior == "priorgrad" and self.model.conditioning != "mel":
             raise WavediffError(f"diffusion.prior='priorgrad' takes its sigma from the mel; it needs "
                                 f"model.conditioning='mel', not {self.model.conditioning!r}")
@@ -458,7 +505,7 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         )
     kwargs: dict[str, Any] = {}
     nested = {"mel": MelConfig, "diffusion": DiffusionConfig, "model": ModelConfig,
-              "data": DataConfig, "train": TrainConfig}
+              "data": DataConfig, "train": TrainConfig, "sampler": SamplerConfig}
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
         if cls is RunConfig and name in nested:

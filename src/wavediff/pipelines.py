@@ -16,15 +16,17 @@ from typing import Any, Self, Sequence
 import numpy as np
 import torch
 
+from wavediff.audio.griffinlim import MagnitudeProjection
 from wavediff.audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
 from wavediff.audio.loudness import peak_gain
 from wavediff.audio.mel import MelFrontend, mel_config_from_preset
-from wavediff.config import MelConfig, RunConfig
+from wavediff.config import MelConfig, RunConfig, SamplerConfig
 from wavediff.devices import pick_device
 from wavediff.data.labels import label_index
 from wavediff.diffusion.prior import noise_std
-from wavediff.diffusion.samplers import sample
-from wavediff.diffusion.schedule import SamplingSchedule, align_schedule, linear_schedule, sampling_schedule
+from wavediff.diffusion.samplers import Estimate, noised_start, sample
+from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, linear_schedule, lowest_steps,
+                                         sampling_schedule)
 from wavediff.errors import WavediffError
 from wavediff.inference import InferenceEngine
 from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB, engine_mode, resolve_precision
@@ -100,6 +102,14 @@ class Vocoder(_Pipeline):
         self.weights = weights
         self._engines: dict[int | str | None, InferenceEngine] = {}
 
+    @classmethod
+    def pretrained(cls, name: str | None = None, device: str = "auto", **options: Any) -> Self:
+        """A vocoder shipped inside the package (``wavediff models`` lists them; default:
+        :data:`wavediff.pretrained.DEFAULT_VOCODER`), loaded offline; ``options`` as :meth:`__init__`."""
+        from wavediff.pretrained import bundled_model
+
+        return cls.from_checkpoint(bundled_model(name).path, device=device, **options)
+
     @property
     def hop_length(self) -> int:
         return self.config.mel.hop_length
@@ -150,14 +160,15 @@ class Vocoder(_Pipeline):
                 + (" (values in [0, 1] look like a dB-normalised diffwave mel)" if lo >= 0 and hi <= 1 else "")
             )
 
-    def chunk_samples(self, total_samples: int) -> int | str | None:
-        """How the engine covers a batch of ``total_samples`` (see :func:`~wavediff.inference.planning.engine_mode`)."""
+    def chunk_samples(self, total_samples: int, streaming: bool = True) -> int | str | None:
+        """How the engine covers a batch of ``total_samples`` (see :func:`~wavediff.inference.planning.engine_mode`);
+        ``streaming=False`` for a sampler that needs whole steps (``sampler.consistency``)."""
         return engine_mode(self.chunk_seconds, self.device.type, total_samples, self.config, self.precision,
-                           self.max_memory_gb)
+                           self.max_memory_gb, streaming=streaming)
 
-    def engine(self, total_samples: int) -> InferenceEngine:
+    def engine(self, total_samples: int, streaming: bool = True) -> InferenceEngine:
         """The inference engine for a batch of ``total_samples`` (built once per window size)."""
-        chunk = self.chunk_samples(total_samples)
+        chunk = self.chunk_samples(total_samples, streaming)
         if chunk not in self._engines:
             self._engines[chunk] = InferenceEngine(
                 self.model, precision=self.precision, weights=self.weights, device=self.device,
@@ -167,15 +178,18 @@ class Vocoder(_Pipeline):
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor | np.ndarray | Sequence[torch.Tensor], steps: int = 6, *,
                schedule: Sequence[float] | None = None,
-               generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor | list[torch.Tensor]:
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+               sampler: SamplerConfig | None = None) -> torch.Tensor | list[torch.Tensor]:
         """Mel ``(n_mels, F)`` -> ``(F * hop,)``; ``(B, n_mels, F)`` -> ``(B, F * hop)``; a list of
         ``(n_mels, F_i)`` mels of different lengths -> a list of ``(F_i * hop,)`` waveforms.
 
         ``steps=6`` uses the paper's fast schedule, ``steps=T`` the full chain (Algorithm 2).
         ``generator``: one, or one per utterance (then each output does not depend on what
-        it is batched with). Runs on :class:`~wavediff.inference.InferenceEngine`; output is
-        clipped to [-1, 1].
+        it is batched with). ``sampler``: how the chain starts and whether it is held to the
+        mel (:class:`~wavediff.config.SamplerConfig`; default: the checkpoint's ``sampler``).
+        Runs on :class:`~wavediff.inference.InferenceEngine`; output is clipped to [-1, 1].
         """
+        sampler = sampler if sampler is not None else self.config.sampler
         as_list = isinstance(mel, (list, tuple))
         if as_list:
             mels = [torch.as_tensor(np.asarray(m, dtype=np.float32)) if isinstance(m, np.ndarray) else m for m in mel]
@@ -193,18 +207,59 @@ class Vocoder(_Pipeline):
         stds = None
         if self.config.diffusion.prior != "standard":   # PriorGrad: the noise's sigma from each mel
             stds = [noise_std(m, self.config.mel, self.config.diffusion) for m in mels]
-        out = self.engine(total).vocode(mels, chain, generator, noise_std=stds)
+        gens = list(generator) if isinstance(generator, (list, tuple)) else [generator] * len(mels)
+        if len(gens) != len(mels):
+            raise WavediffError(f"got {len(gens)} generators for {len(mels)} mels; give one or one each")
+        starts, corrections = None, None
+        if sampler.uses_mel_inversion:
+            projections = [MagnitudeProjection.from_mel(m.cpu(), self._cpu_frontend) for m in mels]
+            if sampler.start == "griffin-lim":
+                chain = lowest_steps(chain, sampler.start_steps)
+                starts = [self._griffin_lim_start(p, chain, g, None if stds is None else stds[i], sampler)
+                          for i, (p, g) in enumerate(zip(projections, gens))]
+            if sampler.consistency == "griffin-lim":
+                corrections = [_consistency_step(p, chain.num_steps, sampler) for p in projections]
+        engine = self.engine(total, streaming=corrections is None)
+        out = engine.vocode(mels, chain, gens, x_start=starts, noise_std=stds, correct_x0=corrections)
         out = [a.clamp_(-1.0, 1.0) for a in out]
         if as_list:
             return out
         return out[0] if squeeze else torch.stack(out)
 
+    @property
+    def _cpu_frontend(self) -> MelFrontend:
+        if self.frontend.device.type == "cpu":
+            return self.frontend
+        return MelFrontend(self.config.mel)
+
+    @staticmethod
+    def _griffin_lim_start(projection: MagnitudeProjection, chain: SamplingSchedule,
+                           generator: torch.Generator | None, std: torch.Tensor | None,
+                           sampler: SamplerConfig) -> torch.Tensor:
+        """x_S for a chain started from Griffin-Lim: the estimate (its random phase drawn from
+        ``generator`` first) noised to the chain's top level with ``z`` (``sigma z`` under PriorGrad)."""
+        estimate = projection.from_noise(generator, sampler.griffin_lim_iters)
+        z = torch.randn((1, estimate.shape[0]), generator=generator, dtype=torch.float32)[0]
+        return noised_start(estimate, chain, z if std is None else z * std.reshape(-1).cpu())
+
     def vocode_audio(self, audio: torch.Tensor | np.ndarray, steps: int = 6, *,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, sampler: SamplerConfig | None = None) -> torch.Tensor:
         """Resynthesise ``(L,)`` audio from its own mel; returns ``(L,)``."""
         audio_t = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-        out = self.vocode(self.mel(audio_t), steps, generator=generator)
+        out = self.vocode(self.mel(audio_t), steps, generator=generator, sampler=sampler)
         return out[: audio_t.shape[-1]] / self.input_gain(audio_t)
+
+
+def _consistency_step(projection: MagnitudeProjection, top: int, sampler: SamplerConfig) -> Estimate:
+    """GLA-Grad's correction for one utterance: at the ``sampler.consistency_steps`` noisiest of
+    the chain's ``top`` steps, the clean estimate ``(L,)`` is replaced by its Griffin-Lim projection."""
+    lowest_corrected = top - sampler.consistency_steps + 1
+
+    def correct(step: int, x0: torch.Tensor) -> torch.Tensor | None:
+        if step < lowest_corrected:
+            return None
+        return projection(x0.reshape(-1), sampler.consistency_iters).reshape(x0.shape)
+    return correct
 
 
 LabelSpec = str | int | Sequence[str | int] | None
@@ -399,14 +454,14 @@ def read_mel_file(path: Path, vocoder: Vocoder) -> torch.Tensor:
 
 def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | Path, *, steps: int = 6,
                  schedule: Sequence[float] | None = None, seed: int = 0, batch_size: int = 8,
-                 resample: bool = False) -> list[Path]:
+                 resample: bool = False, sampler: SamplerConfig | None = None) -> list[Path]:
     """Vocode audio files (via their mel) and ``.npy`` mels to ``out_dir/<name>.wav``.
 
     Files are batched ``batch_size`` at a time, grouped by length; each keeps its own
     length (the engine's padding rows mask the others). The noise of the k-th input (in
     the order given) comes from its own generator seeded ``seed + k``, so a file's output
     does not depend on the batch size. Audio at another sample rate than the checkpoint's
-    is refused unless ``resample`` is true.
+    is refused unless ``resample`` is true. ``sampler``: see :meth:`Vocoder.vocode`.
     """
     if batch_size < 1:
         raise WavediffError(f"--batch-size={batch_size} must be >= 1")
@@ -428,7 +483,8 @@ def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | 
     batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="vocode", unit="batch", disable=len(batches) < 2):
         generators = [torch.Generator().manual_seed(seed + i) for i in batch]
-        audio = vocoder.vocode([items[i][1] for i in batch], steps, schedule=schedule, generator=generators)
+        audio = vocoder.vocode([items[i][1] for i in batch], steps, schedule=schedule, generator=generators,
+                               sampler=sampler)
         for row, i in enumerate(batch):
             path, _, length, gain = items[i]
             target = out / f"{path.stem}.wav"

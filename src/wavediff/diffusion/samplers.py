@@ -18,6 +18,26 @@ class Denoiser(Protocol):
 
 
 StepCallback = Callable[[int, torch.Tensor], None]
+Estimate = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
+def estimate_x0(x_t: torch.Tensor, eps: torch.Tensor, gbar: float) -> torch.Tensor:
+    """The clean signal the prediction implies: ``(x_t - sqrt(1 - gbar) eps) / sqrt(gbar)``."""
+    return (x_t - (1.0 - gbar) ** 0.5 * eps) / gbar ** 0.5
+
+
+def noise_for_estimate(x_t: torch.Tensor, x0: torch.Tensor, gbar: float) -> torch.Tensor:
+    """The inverse of :func:`estimate_x0`: the noise ``(x_t - sqrt(gbar) x0) / sqrt(1 - gbar)`` that
+    makes the reverse step move towards ``x0``."""
+    return (x_t - gbar ** 0.5 * x0) / (1.0 - gbar) ** 0.5
+
+
+def noised_start(x0: torch.Tensor, chain: SamplingSchedule, noise: torch.Tensor) -> torch.Tensor:
+    """``x_S = sqrt(gbar_S) x0 + sqrt(1 - gbar_S) noise`` at the top of ``chain``: a reverse chain
+    started from an estimate of the clean signal (shallow diffusion). ``noise`` is ``z``, or ``sigma z``
+    under PriorGrad's prior."""
+    gbar = float(chain.alphas_cumprod[-1])
+    return gbar ** 0.5 * x0 + (1.0 - gbar) ** 0.5 * noise
 
 
 @torch.no_grad()
@@ -33,6 +53,7 @@ def sample(
     x_start: torch.Tensor | None = None,
     callback: StepCallback | None = None,
     noise_std: torch.Tensor | None = None,
+    correct_x0: Estimate | None = None,
 ) -> torch.Tensor:
     """Run a reverse chain from x_S ~ N(0, I) down to x_0.
 
@@ -52,6 +73,10 @@ def sample(
         callback: called as ``callback(s, x)`` after each step (s counts down to 1).
         noise_std: ``(B, L)`` PriorGrad's sigma (:mod:`wavediff.diffusion.prior`): x_S and
             every step's noise are scaled by it. ``None``: the standard prior.
+        correct_x0: ``correct_x0(s, x0_hat) -> x0' | None``, called at every step with the
+            network's estimate of the clean signal ``(B, L)`` (:func:`estimate_x0`); a tensor
+            it returns replaces the estimate in the step (GLA-Grad's consistency step), ``None``
+            leaves the step as it is.
     Returns:
         ``(B, L)`` tensor x_0 (not clipped).
     """
@@ -71,6 +96,10 @@ def sample(
     for s in range(chain.num_steps - 1, -1, -1):
         t = torch.full((batch,), steps[s], device=device, dtype=torch.float32)
         eps = denoiser(x, t, **cond).to(x.dtype)
+        if correct_x0 is not None:
+            x0 = correct_x0(s + 1, estimate_x0(x, eps, gbars[s]))
+            if x0 is not None:
+                eps = noise_for_estimate(x, x0.to(x.dtype), gbars[s])
         x = (x - (etas[s] / (1.0 - gbars[s]) ** 0.5) * eps) / (1.0 - etas[s]) ** 0.5
         if s > 0:
             z = _normal(tuple(x.shape), generator).to(device=device, dtype=dtype)

@@ -92,6 +92,16 @@ class SamplingSchedule:
         return int(self.etas.numel())
 
 
+def lowest_steps(chain: SamplingSchedule, count: int) -> SamplingSchedule:
+    """The last ``count`` steps of a reverse chain (s = 1..count, the least noisy): the chain that
+    a start at step ``count`` runs. Every value is the full chain's, so the steps are unchanged."""
+    if not 1 <= count <= chain.num_steps:
+        raise WavediffError(f"a start {count} steps before the end does not fit a chain of {chain.num_steps} "
+                            f"steps; choose 1..{chain.num_steps}")
+    return SamplingSchedule(chain.etas[:count].clone(), chain.alphas_cumprod[:count].clone(),
+                            chain.sigmas[:count].clone(), chain.steps[:count].clone())
+
+
 def _sigmas(etas: torch.Tensor, gbar: torch.Tensor) -> torch.Tensor:
     prev = torch.cat([torch.ones(1, dtype=gbar.dtype), gbar[:-1]])
     tilde = (1.0 - prev) / (1.0 - gbar) * etas

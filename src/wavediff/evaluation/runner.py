@@ -25,6 +25,7 @@ import torch
 from wavediff.audio.griffinlim import griffin_lim_from_mel
 from wavediff.audio.io import audio_info, load_audio, save_audio
 from wavediff.audio.mel import MelFrontend
+from wavediff.config import SamplerConfig
 from wavediff.data.manifest import read_entries
 from wavediff.devices import cpu_name
 from wavediff.errors import WavediffError
@@ -35,6 +36,8 @@ from wavediff.pipelines import Vocoder
 from wavediff.training.checkpoint import resolve_checkpoint
 
 log = logging.getLogger(__name__)
+
+SamplerVariant = tuple[str, list[str]]   # (label in the tables, key=value overrides of the checkpoint's sampler)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class SystemSpec:
     steps: int | None = None
     gl_iters: int | None = None
     checkpoint: str | None = None
+    sampler: SamplerConfig | None = None
 
 
 @dataclass
@@ -131,8 +135,10 @@ def _checkpoint_names(paths: Sequence[str]) -> list[str]:
 
 
 def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps: Sequence[int],
-                  gl_iters: Sequence[int], labels: Sequence[str] | None = None) -> list[SystemSpec]:
-    """Griffin-Lim baselines first (per distinct front-end), then each checkpoint × step count."""
+                  gl_iters: Sequence[int], labels: Sequence[str] | None = None,
+                  samplers: Sequence[SamplerVariant] = ()) -> list[SystemSpec]:
+    """Griffin-Lim baselines first (per distinct front-end), then each checkpoint × step count ×
+    sampler variant (``(label, overrides of the checkpoint's sampler)``; none: the checkpoint's own)."""
     systems: list[SystemSpec] = []
     frontends: list[tuple[int, str]] = []
     for i, v in enumerate(vocoders):
@@ -147,9 +153,27 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
                                       gl_iters=n_iter))
     for i, (ckpt, name) in enumerate(zip(checkpoints, labels or _checkpoint_names(checkpoints))):
         for s in steps:
-            systems.append(SystemSpec(f"{name}, {s} steps", _slug(f"{name}-{s}steps"), "diffwave", i, steps=s,
-                                      checkpoint=str(ckpt)))
+            for label, overrides in samplers or [("", [])]:
+                sampler = vocoders[i].config.sampler.with_overrides(overrides)
+                title = f"{name}, {s} steps" + (f", {label}" if label else "")
+                systems.append(SystemSpec(title, _slug(f"{name}-{s}steps" + (f"-{label}" if label else "")), "diffwave", i, steps=s,
+                                          checkpoint=str(ckpt), sampler=sampler))
     return systems
+
+
+def parse_sampler_variant(text: str) -> SamplerVariant:
+    """``LABEL:key=value,key=value`` (or ``LABEL`` alone: the checkpoint's own sampler) -> ``(LABEL, [...])``.
+
+    >>> parse_sampler_variant("gl-start:start=griffin-lim,start_steps=2")
+    ('gl-start', ['start=griffin-lim', 'start_steps=2'])
+    """
+    label, _, items = text.partition(":")
+    label = label.strip()
+    if not label:
+        raise WavediffError(f"sampler variant {text!r} needs a label: LABEL or LABEL:key=value,...")
+    overrides = [item.strip() for item in items.split(",") if item.strip()]
+    SamplerConfig().with_overrides(overrides)   # refuse a bad key or value before any work is done
+    return label, overrides
 
 
 def _checkpoint_meta(path: str, vocoder: Vocoder, name: str) -> dict:
@@ -182,11 +206,13 @@ def _save_spectrogram_png(db: np.ndarray, path: Path, top_db: float) -> None:
 def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, steps: Sequence[int] = (6, 50),
              gl_iters: Sequence[int] = (32, 100), seed: int = 0, limit: int | None = None, device: str = "auto",
              command: str | None = None, labels: Sequence[str] | None = None,
-             progress: Callable | None = None, precision: str = "fp32") -> EvaluationReport:
+             progress: Callable | None = None, precision: str = "fp32",
+             samplers: Sequence[SamplerVariant] = ()) -> EvaluationReport:
     """Run every system on every utterance of ``data``; write audio, spectrograms and ``results.json``.
 
     ``labels`` name the checkpoints in tables (default: their run folders' names, made
-    unique). ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
+    unique). ``samplers``: variants of each checkpoint's sampler to compare (:func:`parse_sampler_variant`;
+    empty: each checkpoint's own). ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
     Markdown table, plots and listening page are written by :func:`wavediff.evaluation.report.write_report`.
     """
     if not checkpoints:
@@ -213,7 +239,9 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
     if not entries:
         raise WavediffError(f"no audio in {str(data)!r}")
     names = list(labels) if labels else _checkpoint_names(checkpoints)
-    systems = build_systems(checkpoints, vocoders, steps, gl_iters, names)
+    if len({label for label, _ in samplers}) != len(samplers):
+        raise WavediffError(f"sampler variants {[label for label, _ in samplers]} need distinct labels")
+    systems = build_systems(checkpoints, vocoders, steps, gl_iters, names, samplers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     time_spent = {s.slug: 0.0 for s in systems}
@@ -254,7 +282,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
                 wav = griffin_lim_from_mel(mel, vocoder.frontend, n_iter=spec.gl_iters, seed=seed)
             else:
                 generator = torch.Generator().manual_seed(seed + index)
-                wav = vocoder.vocode(mel, spec.steps, generator=generator).numpy()
+                wav = vocoder.vocode(mel, spec.steps, generator=generator, sampler=spec.sampler).numpy()
             time_spent[spec.slug] += time.perf_counter() - t0
             # a vocoder trained on peak-normalised audio took the mel of the scaled recording
             wav = np.asarray(wav, dtype=np.float32)[: audio.shape[0]] / np.float32(vocoder.input_gain(audio))

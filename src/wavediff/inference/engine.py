@@ -51,6 +51,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from wavediff.diffusion.samplers import Estimate, estimate_x0, noise_for_estimate
 from wavediff.diffusion.schedule import SamplingSchedule
 from wavediff.errors import WavediffError
 from wavediff.inference import native as native_kernels
@@ -510,7 +511,8 @@ class InferenceEngine:
     def vocode(self, mels: Sequence[torch.Tensor], chain: SamplingSchedule,
                generator: torch.Generator | Sequence[torch.Generator] | None = None,
                x_start: Sequence[torch.Tensor] | None = None,
-               noise_std: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+               noise_std: Sequence[torch.Tensor] | None = None,
+               correct_x0: Sequence[Estimate | None] | None = None) -> list[torch.Tensor]:
         """Run the reverse chain for each mel; returns ``[(F_i * hop,) fp32 audio]`` (not clipped).
 
         Args:
@@ -523,6 +525,9 @@ class InferenceEngine:
             x_start: optional ``(L_i,)`` starting noise per utterance.
             noise_std: optional ``(L_i,)`` per utterance: PriorGrad's sigma
                 (:mod:`wavediff.diffusion.prior`), scaling the drawn x_S and every step's noise.
+            correct_x0: optional, one per utterance: ``correct(s, x0_hat (L_i,)) -> x0' | None``,
+                as :func:`~wavediff.diffusion.samplers.sample`'s ``correct_x0`` (GLA-Grad's
+                consistency step). It needs the whole step at once: one pass or chunks, not streaming.
         """
         if len(mels) == 0:
             return []
@@ -553,7 +558,12 @@ class InferenceEngine:
                 if stds[seg.index].numel() != seg.length:
                     raise WavediffError(f"noise_std {seg.index} has {stds[seg.index].numel()} samples, "
                                         f"expected {seg.length}")
+        if correct_x0 is not None and len(correct_x0) != len(mels):
+            raise WavediffError(f"got {len(correct_x0)} x0 corrections for {len(mels)} mels; give one each")
         if self.streaming:
+            if correct_x0 is not None and any(c is not None for c in correct_x0):
+                raise WavediffError("a correction of the clean estimate (sampler.consistency) needs every "
+                                    "sample of a step at once; use one pass or chunks, not streaming")
             return self._vocode_streaming(mels, segments, total, chain, gens, x_start, stds)
         x = self.workspace.get("state", (total,), torch.float32, zero=True)
         dev_stds = [s.to(self.device) for s in stds] if stds is not None else None
@@ -592,6 +602,12 @@ class InferenceEngine:
             c2 = 1.0 / math.sqrt(1.0 - etas[s])
             for seg in segments:
                 xs = x[seg.start:seg.stop]
+                correct = correct_x0[seg.index] if correct_x0 is not None else None
+                if correct is not None:
+                    es = eps[seg.start:seg.stop]
+                    x0 = correct(s + 1, estimate_x0(xs, es, gbars[s]))
+                    if x0 is not None:
+                        es.copy_(noise_for_estimate(xs, x0.to(xs.device, xs.dtype), gbars[s]))
                 xs.sub_(eps[seg.start:seg.stop], alpha=c1).mul_(c2)
                 if s > 0:
                     z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0].to(self.device)

@@ -62,7 +62,8 @@ def one_pass_bytes(total_samples: int, config: RunConfig, precision: str,
 
 
 def engine_mode(chunk_seconds: float | str | None, device_type: str, total_samples: int, config: RunConfig,
-                precision: str, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> int | str | None:
+                precision: str, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
+                streaming: bool = True) -> int | str | None:
     """How the engine covers a batch of ``total_samples``.
 
     ``"stream"``: every step and layer advance together (exact, each conditioner projection
@@ -70,10 +71,11 @@ def engine_mode(chunk_seconds: float | str | None, device_type: str, total_sampl
     for ``'auto'`` on a CPU. ``None``: one pass, for ``chunk_seconds=None`` and for ``'auto'``
     on other devices (few large kernels suit a GPU) while one pass needs at most
     ``max_memory_gb``. A window in samples: ``chunk_seconds`` given, or ``'auto'`` beyond that
-    memory (10 s windows)."""
+    memory (10 s windows). ``streaming=False`` (a sampler that needs every sample of a step at
+    once) makes ``'auto'`` choose one pass or windows on a CPU too."""
     if chunk_seconds is None:
         return None
-    if chunk_seconds == "stream" or (chunk_seconds == "auto" and device_type == "cpu"):
+    if chunk_seconds == "stream" or (chunk_seconds == "auto" and device_type == "cpu" and streaming):
         return "stream"
     rate = config.mel.sample_rate
     if chunk_seconds == "auto":

@@ -69,6 +69,7 @@ from wavediff.training.checkpoint import (
     list_checkpoints,
     load_config_file,
     load_training_state,
+    load_weights,
     remove_stale_temporaries,
     resolve_checkpoint,
     save_checkpoint,
@@ -128,7 +129,7 @@ class Trainer:
     def __init__(self, config: RunConfig, data: str | Path, run_dir: str | Path, *,
                  resume: bool = False, device: str = "auto", max_minutes: float | None = None,
                  progress: bool = True, workers: int | None = None,
-                 distributed: DistributedContext | None = None) -> None:
+                 distributed: DistributedContext | None = None, init_from: str | Path | None = None) -> None:
         from wavediff.devices import pick_device
 
         self.ctx = distributed if distributed is not None else DistributedContext(device=pick_device(device))
@@ -190,8 +191,21 @@ class Trainer:
         self.step = 0
         if self.resume_from is not None:
             self._load_state(self.resume_from)
+        elif init_from is not None:
+            self._warm_start(init_from)
         self.scaler = torch.amp.GradScaler(enabled=config.train.precision == "fp16" and self.device.type == "cuda")
         self._stop_signal: str | None = None
+
+    def _warm_start(self, checkpoint: str | Path) -> None:
+        """Start from another checkpoint's (EMA) weights, e.g. a bundled model's: the network and its
+        average begin there, the optimiser and the step count afresh. The average keeps its full
+        decay from the first step, so it is not pulled to the early updates of a fresh optimiser."""
+        ckpt = resolve_checkpoint(checkpoint)
+        weights = load_weights(ckpt)
+        check_state_matches(self.model, weights, f"--init-from {str(ckpt)!r}")
+        self.model.load_state_dict(weights)
+        self.ema.load_state_dict(weights, num_updates=10 ** 6)
+        log.info("weights from %s (the optimiser starts afresh)", ckpt)
 
     # ------------------------------------------------------------------ data
     def _screened_data(self, entries: list[AudioEntry], labels: list[int] | None, data: str | Path
