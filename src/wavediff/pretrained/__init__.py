@@ -73,6 +73,10 @@ def card_lines(model: BundledModel) -> list[str]:
                        ("sampler", "sampler"), ("date", "date")):
         if c.get(key):
             lines.append(f"  {label}: {c[key]}")
+    evaluation = c.get("evaluation") or {}
+    if evaluation.get("data"):
+        lines.append(f"  scored on: {evaluation['data']} ({evaluation.get('utterances', '?')} utterances, "
+                     f"{evaluation.get('precision', '?')} engine, {evaluation.get('date', '?')})")
     for row in c.get("scores", []):
         cells = ", ".join(f"{k} {v}" for k, v in row.items() if k != "system")
         lines.append(f"  {row.get('system', '?')}: {cells}")
