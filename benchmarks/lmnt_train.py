@@ -47,6 +47,41 @@ def to_wavediff_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
+def lmnt_model_and_step(config, device: torch.device):
+    """lmnt-com/diffwave's ``DiffWave`` for ``config``'s sizes and schedule, and its train step as
+    its ``learner.py``: t uniform, ``x_t = sqrt(abar) x0 + sqrt(1 - abar) eps``, L1 loss, Adam at
+    the config's learning rate, gradient norm clipped at 1e9 (its ``max_grad_norm`` None), fp32.
+    Returns ``(model, step)``; ``step(batch)`` runs one optimiser step and returns the loss."""
+    from diffwave.model import DiffWave as LmntDiffWave
+
+    d = config.diffusion
+    betas = torch.linspace(d.beta_start, d.beta_end, d.num_steps)
+    params = SimpleNamespace(residual_channels=config.model.residual_channels,
+                             residual_layers=config.model.residual_layers,
+                             dilation_cycle_length=config.model.dilation_cycle, n_mels=config.mel.n_mels,
+                             noise_schedule=betas.tolist(), unconditional=False)
+    model = LmntDiffWave(params).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+    abar = torch.cumprod(1 - betas, 0).to(device)
+    loss_fn = torch.nn.L1Loss()
+
+    def step(batch) -> torch.Tensor:
+        audio = batch["audio"].to(device)
+        mel = batch["mel"].to(device)
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        t = torch.randint(0, d.num_steps, (audio.shape[0],), device=device)
+        scale = abar[t].unsqueeze(1)
+        noise = torch.randn_like(audio)
+        noisy = scale.sqrt() * audio + (1 - scale).sqrt() * noise
+        loss = loss_fn(noise, model(noisy, mel, t).squeeze(1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1e9)
+        opt.step()
+        return loss.detach()
+    return model, step
+
+
 def check_mapping(model: torch.nn.Module, weights: dict[str, torch.Tensor], config) -> tuple[float, float]:
     """Both networks on the same input with the same weights: the largest difference of their
     predictions with lmnt's step-embedding table recomputed in float64 (must be float rounding:
@@ -83,39 +118,18 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    from diffwave.model import DiffWave as LmntDiffWave
-
     config = load_config(args.preset, [f"train.seed={args.seed}", "train.precision=fp32", "diffusion.loss=l1"])
     out = Path(args.out)
     trainer = Trainer(config, args.data, out, device="cpu", progress=False, workers=0)
-    d = config.diffusion
-    betas = torch.linspace(d.beta_start, d.beta_end, d.num_steps)
-    params = SimpleNamespace(residual_channels=config.model.residual_channels,
-                             residual_layers=config.model.residual_layers,
-                             dilation_cycle_length=config.model.dilation_cycle, n_mels=config.mel.n_mels,
-                             noise_schedule=betas.tolist(), unconditional=False)
     torch.manual_seed(args.seed)
-    model = LmntDiffWave(params)
-    opt = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
-    abar = torch.cumprod(1 - betas, 0)
-    loss_fn = torch.nn.L1Loss()
+    model, train_step = lmnt_model_and_step(config, torch.device("cpu"))
     loader, sampler = trainer._loader()
     step, epoch, t0 = 0, 0, time.time()
     losses = []
     while time.time() - t0 < args.minutes * 60:
         sampler.set_epoch(epoch)
         for batch in loader:
-            audio, mel = batch["audio"], batch["mel"]
-            model.train()
-            opt.zero_grad(set_to_none=True)
-            t = torch.randint(0, d.num_steps, (audio.shape[0],))
-            scale = abar[t].unsqueeze(1)
-            noise = torch.randn_like(audio)
-            noisy = scale.sqrt() * audio + (1 - scale).sqrt() * noise
-            loss = loss_fn(noise, model(noisy, mel, t).squeeze(1))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1e9)
-            opt.step()
+            loss = train_step(batch)
             step += 1
             losses.append(loss.item())
             if step % 100 == 0:

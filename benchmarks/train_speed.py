@@ -144,38 +144,12 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _lmnt_step(config, trainer, device: torch.device):
-    """lmnt-com/diffwave's model (``diffwave.model`` only) and its training step: t uniform,
-    ``x_t = sqrt(abar) x0 + sqrt(1 - abar) eps``, L1 loss, Adam at the preset's learning rate,
-    gradient norm clipped (``max_grad_norm`` None: 1e9), fp32 on CPU."""
-    from types import SimpleNamespace
+    """lmnt-com/diffwave's model (``diffwave.model`` only) and its training step
+    (:func:`lmnt_train.lmnt_model_and_step`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from lmnt_train import lmnt_model_and_step
 
-    from diffwave.model import DiffWave as LmntDiffWave
-
-    d = config.diffusion
-    betas = torch.linspace(d.beta_start, d.beta_end, d.num_steps)
-    params = SimpleNamespace(residual_channels=config.model.residual_channels,
-                             residual_layers=config.model.residual_layers,
-                             dilation_cycle_length=config.model.dilation_cycle, n_mels=config.mel.n_mels,
-                             noise_schedule=betas.tolist(), unconditional=False)
-    model = LmntDiffWave(params).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
-    abar = torch.cumprod(1 - betas, 0).to(device)
-    loss_fn = torch.nn.L1Loss()
-
-    def step(batch):
-        audio = batch["audio"].to(device)
-        mel = batch["mel"].to(device)
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        t = torch.randint(0, d.num_steps, (audio.shape[0],), device=device)
-        scale = abar[t].unsqueeze(1)
-        noise = torch.randn_like(audio)
-        noisy = scale.sqrt() * audio + (1 - scale).sqrt() * noise
-        loss = loss_fn(noise, model(noisy, mel, t).squeeze(1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1e9)
-        opt.step()
-    return step
+    return lmnt_model_and_step(config, device)[1]
 
 
 def main() -> None:
