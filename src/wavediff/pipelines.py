@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from pathlib import Path
@@ -226,8 +227,9 @@ class Vocoder(_Pipeline):
             return out
         return out[0] if squeeze else torch.stack(out)
 
-    @property
+    @functools.cached_property
     def _cpu_frontend(self) -> MelFrontend:
+        """The front-end on the CPU, where the Griffin-Lim steps run (built once per vocoder)."""
         if self.frontend.device.type == "cpu":
             return self.frontend
         return MelFrontend(self.config.mel)
