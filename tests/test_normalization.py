@@ -104,3 +104,44 @@ def test_a_plain_vocoder_leaves_its_input_as_it_is(normalising_vocoder):
     quiet = (tone_sweep(0.3) * 0.05).astype(np.float32)
     assert voc.input_gain(quiet) == 1.0
     torch.testing.assert_close(voc.mel(quiet), voc.frontend(quiet))
+
+
+def test_a_generation_model_on_normalised_clips_records_and_restores_the_source_level(tmp_path):
+    """Training measures the median peak of the clips as recorded; generated clips are scaled from
+    ``peak_level`` back to it (reference: the same network's clips without normalisation)."""
+    from test_generation import clip_config, labelled_tone
+    from wavediff.pipelines import Generator
+    from wavediff.training.trainer import Trainer
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    peaks = [0.05, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8]
+    for i, peak in enumerate(peaks):
+        x = labelled_tone(500.0, 0.25, i)
+        sf.write(folder / f"{('Low', 'High')[i % 2]}_{i:03d}_nohash_0.wav", x * np.float32(peak / np.abs(x).max()),
+                 8000, subtype="FLOAT")
+    cfg = clip_config("class", **{"data.normalize": "peak", "data.val_count": "0", "data.val_fraction": "0"})
+    trainer = Trainer(cfg, folder, tmp_path / "run", progress=False)
+    assert trainer.config.data.source_peak == pytest.approx(float(np.median(peaks)), rel=1e-5)
+    trainer.fit(max_steps=2)
+    gen = Generator.from_checkpoint(tmp_path / "run", device="cpu")
+    assert gen.config.data.source_peak == pytest.approx(0.4, rel=1e-5)
+    assert gen.output_gain == pytest.approx(0.4 / 0.95, rel=1e-5)
+    plain_cfg = load_config("tiny", []).from_dict({**gen.config.to_dict(),
+                                                   "data": {**gen.config.data.__dict__, "normalize": "none"}})
+    plain = Generator(gen.model, plain_cfg)
+    assert plain.output_gain == 1.0
+    out = gen.generate(3, labels="low", seed=5)
+    ref = plain.generate(3, labels="low", seed=5)
+    inside = ref.abs() < 1          # the plain clips are clamped to [-1, 1]; the scaled ones after scaling
+    assert inside.float().mean() > 0.2
+    torch.testing.assert_close(out[inside], ref[inside] * (0.4 / 0.95), rtol=1e-5, atol=1e-6)
+    assert float(out.abs().max()) <= 1.0
+    # a resumed run keeps the measured level rather than measuring again on different data
+    resumed = Trainer(cfg, folder, tmp_path / "run", resume=True, progress=False)
+    assert resumed.config.data.source_peak == pytest.approx(0.4, rel=1e-5)
+
+
+def test_source_peak_outside_its_range_is_refused():
+    with pytest.raises(WavediffError, match="data.source_peak"):
+        load_config("tiny", ["data.source_peak=1.5"])

@@ -265,6 +265,11 @@ class DataConfig:
     its mel is computed (PriorGrad, FreGrad, HiFi-GAN: 0.95); a vocoder trained so takes the
     same step on the audio it resynthesises and scales its output back
     (:meth:`wavediff.pipelines.Vocoder.input_gain`). ``'none'``: the audio as recorded.
+
+    A class-conditional or unconditional model has no input to take its level from, so its
+    training measures ``source_peak``, the median peak of the training clips as recorded
+    (0: not measured), and :class:`wavediff.pipelines.Generator` scales its clips from
+    ``peak_level`` back to it: generated clips come out as loud as the data was.
     """
 
     crop_frames: int = 62
@@ -272,17 +277,28 @@ class DataConfig:
     val_fraction: float = 0.02
     normalize: Normalization = "none"
     peak_level: float = 0.95
+    source_peak: float = 0.0
 
     @property
     def normalization_peak(self) -> float | None:
         """The peak training audio is scaled to, or ``None`` without normalisation."""
         return self.peak_level if self.normalize == "peak" else None
 
+    @property
+    def output_gain(self) -> float:
+        """The factor a generation model's clips are scaled by: ``source_peak / peak_level`` for a
+        model trained on peak-normalised clips whose source level was measured, 1 otherwise."""
+        if self.normalize != "peak" or self.source_peak <= 0:
+            return 1.0
+        return self.source_peak / self.peak_level
+
     def __post_init__(self) -> None:
         _check_positive("data.crop_frames", self.crop_frames)
         _check_choice("data.normalize", self.normalize, ["none", "peak"])
         if not 0 < self.peak_level <= 1:
             raise WavediffError(f"data.peak_level={self.peak_level} must lie in (0, 1]")
+        if not 0 <= self.source_peak <= 1:
+            raise WavediffError(f"data.source_peak={self.source_peak} must lie in [0, 1] (0: not measured)")
         if self.val_count < 0 or not 0 <= self.val_fraction < 1:
             raise WavediffError(
                 f"data.val_count={self.val_count} must be >= 0 and data.val_fraction={self.val_fraction} in [0, 1)"

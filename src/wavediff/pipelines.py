@@ -302,6 +302,13 @@ class Generator(_Pipeline):
         return m.class_names or tuple(str(i) for i in range(m.num_classes))
 
     @property
+    def output_gain(self) -> float:
+        """The factor clips are scaled by after sampling: a model trained on peak-normalised
+        clips (``data.normalize='peak'``) samples at ``data.peak_level`` and returns its clips
+        at the training data's median peak as recorded (``data.source_peak``); 1 otherwise."""
+        return self.config.data.output_gain
+
+    @property
     def supports_guidance(self) -> bool:
         return self.config.model.null_label is not None
 
@@ -375,7 +382,7 @@ class Generator(_Pipeline):
             with autocast:
                 x = sample(self._denoiser(lab, guidance_scale), (len(rows), self.clip_samples), chain,
                            generator=gens, device=self.device)
-            out[b0:b0 + len(rows)] = x.float().clamp(-1.0, 1.0).cpu()
+            out[b0:b0 + len(rows)] = (x.float() * self.output_gain).clamp(-1.0, 1.0).cpu()
         return out
 
 

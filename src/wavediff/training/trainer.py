@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
@@ -174,7 +175,7 @@ class Trainer:
             config, labels = _class_labels(config, entries, data)
         self.config = config
         self.train_set, self.val_set, self.input_report = self._screened_data(entries, labels, data)
-        self.config = config = self._with_prior_scale(config)
+        self.config = config = self._with_source_peak(self._with_prior_scale(config))
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
             torch.manual_seed(mix_seed(config.train.seed, 0) % (2 ** 63))
             self.model = build_model(config).to(self.device)
@@ -243,6 +244,19 @@ class Trainer:
                                  config.mel)
         log.info("PriorGrad prior: largest frame energy of the training data %.4g (diffusion.prior_energy_max)", scale)
         return replace(config, diffusion=replace(d, prior_energy_max=scale))
+
+    def _with_source_peak(self, config: RunConfig) -> RunConfig:
+        """``config`` with the training clips' median peak as recorded (``data.source_peak``), for a
+        generation model trained on peak-normalised clips, if it is to be measured."""
+        d = config.data
+        if config.model.conditioning == "mel" or d.normalize != "peak" or d.source_peak > 0:
+            return config
+        train_set = self.train_set
+        peaks = [d.peak_level / train_set.gain(i) for i in range(len(train_set))]
+        source = float(min(1.0, np.median(peaks)))
+        log.info("peak normalisation: median peak of the training clips %.4g (data.source_peak); "
+                 "generated clips are scaled back to it", source)
+        return replace(config, data=replace(d, source_peak=source))
 
     def _noise_std(self, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """PriorGrad's sigma ``(B, L)`` for a batch's mel; ``None`` under the standard prior."""
@@ -650,6 +664,7 @@ def _without_steps(config: RunConfig) -> dict[str, Any]:
     d = config.to_dict()
     d["train"].pop("max_steps")
     d["diffusion"].pop("prior_energy_max")
+    d["data"].pop("source_peak")
     return d
 
 
