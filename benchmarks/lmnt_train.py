@@ -24,6 +24,9 @@ from types import SimpleNamespace
 import torch
 
 from wavediff.config import load_config
+
+# lmnt's recipe is the paper's: standard normal noise, the plain chain (not the tiny preset's defaults)
+PAPER_RECIPE = ["diffusion.prior=standard", "sampler.consistency=none"]
 from wavediff.models.diffwave import build_model
 from wavediff.training.checkpoint import save_checkpoint
 from wavediff.training.trainer import Trainer
@@ -118,7 +121,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    config = load_config(args.preset, [f"train.seed={args.seed}", "train.precision=fp32", "diffusion.loss=l1"])
+    config = load_config(args.preset, [f"train.seed={args.seed}", "train.precision=fp32", "diffusion.loss=l1",
+                                         *PAPER_RECIPE])
     out = Path(args.out)
     trainer = Trainer(config, args.data, out, device="cpu", progress=False, workers=0)
     torch.manual_seed(args.seed)

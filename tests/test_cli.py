@@ -72,14 +72,19 @@ def test_vocode_audio_and_mel_inputs(trained_run):
 
 
 def test_vocode_precisions_and_chunks_give_the_same_audio(trained_run):
+    """The plain chain (``tiny``'s consistency step switched off) through every engine mode."""
     root, data, run = trained_run
     inputs = [str(data / "c0.wav"), str(data / "c1.wav")]
+    proc = wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / "refused"),
+                    "--chunk-seconds", "stream")
+    assert proc.returncode != 0 and "sampler.consistency" in proc.stderr and "not streaming" in proc.stderr
     outs = {}
     for name, flags in {"fp32": ["--precision", "fp32", "--chunk-seconds", "none"],
                         "chunked": ["--precision", "fp32", "--chunk-seconds", "0.1"],
                         "stream": ["--precision", "fp32", "--chunk-seconds", "stream"],
                         "bf16": ["--precision", "bf16"]}.items():
-        proc = wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / name), *flags)
+        proc = wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / name), *flags,
+                        "--sampler", "consistency=none")
         assert proc.returncode == 0, proc.stderr
         assert f"in {name if name == 'bf16' else 'fp32'}" in proc.stderr
         outs[name] = sf.read(root / name / "c1.wav")[0]

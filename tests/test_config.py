@@ -18,6 +18,18 @@ def test_presets_have_the_paper_hyperparameters():
     assert sc09.data.crop_frames * sc09.mel.hop_length == 16000  # whole 1 s clips
     assert base.train.learning_rate == 2e-4 and base.train.batch_size == 16
     assert "tiny" in PRESETS
+    for paper in (base, large, sc09):   # the paper's recipe: standard prior, plain chain
+        assert paper.diffusion.prior == "standard" and paper.sampler.consistency == "none"
+
+
+def test_tiny_has_the_measured_recipe():
+    """docs/results.md's equal-budget ablation: PriorGrad's prior and the consistency step at every step."""
+    tiny = load_config("tiny")
+    assert tiny.diffusion.prior == "priorgrad" and tiny.diffusion.prior_energy_max == 0   # measured at training
+    assert (tiny.sampler.consistency, tiny.sampler.consistency_steps, tiny.sampler.consistency_iters) == \
+        ("griffin-lim", 50, 16)
+    paper = load_config("tiny", ["diffusion.prior=standard", "sampler.consistency=none"])
+    assert paper.diffusion.prior == "standard" and not paper.sampler.uses_mel_inversion
 
 
 def test_sc09_class_and_cpu_presets():

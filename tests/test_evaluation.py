@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, tone_sweep
+from conftest import PAPER_RECIPE, SR, tone_sweep
 from wavediff.config import load_config
 from wavediff.errors import WavediffError
 from wavediff.evaluation.plots import read_training_curves
@@ -25,7 +25,7 @@ pytest.importorskip("pesq")
 pytest.importorskip("pystoi")
 pytest.importorskip("parselmouth")
 
-MICRO = ["model.residual_layers=3", "model.residual_channels=8"]
+MICRO = ["model.residual_layers=3", "model.residual_channels=8", *PAPER_RECIPE]
 
 
 def make_run(root: Path, seed: int, overrides: list[str] = ()) -> Path:

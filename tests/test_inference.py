@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, tone_sweep
+from conftest import PAPER_RECIPE, SR, tone_sweep
 from wavediff.config import load_config
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
@@ -25,7 +25,7 @@ from wavediff.pipelines import Vocoder, vocode_files
 def _random_model(overrides=()):
     """A small vocoder whose every weight is non-zero (the zero-initialised output layer too)."""
     cfg = load_config("tiny", ["model.residual_layers=6", "model.residual_channels=16", "model.dilation_cycle=3",
-                               *overrides])
+                               *PAPER_RECIPE, *overrides])
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     with torch.no_grad():

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, tone_sweep
+from conftest import PAPER_RECIPE, SR, tone_sweep
 from wavediff.audio.loudness import peak_gain
 from wavediff.audio.mel import MelFrontend
 from wavediff.config import MEL_PRESETS, load_config
@@ -73,7 +73,8 @@ def test_clips_are_scaled_to_the_peak(audio_dir):
 
 @pytest.fixture
 def normalising_vocoder():
-    cfg = load_config("tiny", ["model.residual_layers=3", "model.residual_channels=8", "data.normalize=peak"])
+    cfg = load_config("tiny", ["model.residual_layers=3", "model.residual_channels=8", "data.normalize=peak",
+                               *PAPER_RECIPE])
     torch.manual_seed(0)
     model = build_model(cfg)
     torch.nn.init.normal_(model.output_projection.weight, std=0.1)
@@ -99,7 +100,7 @@ def test_a_normalising_vocoder_scales_its_input_and_its_output_back(tmp_path, no
 
 
 def test_a_plain_vocoder_leaves_its_input_as_it_is(normalising_vocoder):
-    cfg = load_config("tiny", ["model.residual_layers=3", "model.residual_channels=8"])
+    cfg = load_config("tiny", ["model.residual_layers=3", "model.residual_channels=8", *PAPER_RECIPE])
     voc = Vocoder(normalising_vocoder.model, cfg)
     quiet = (tone_sweep(0.3) * 0.05).astype(np.float32)
     assert voc.input_gain(quiet) == 1.0

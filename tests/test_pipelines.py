@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, tone_sweep
+from conftest import PAPER_RECIPE, SR, tone_sweep
 from wavediff.audio.mel import MelFrontend
 from wavediff.config import MEL_PRESETS, load_config
 from wavediff.errors import WavediffError
@@ -17,7 +17,7 @@ from wavediff.pipelines import Vocoder, vocode_files, write_mels
 
 @pytest.fixture
 def vocoder():
-    cfg = load_config("tiny", ["model.residual_layers=3", "model.residual_channels=8"])
+    cfg = load_config("tiny", ["model.residual_layers=3", "model.residual_channels=8", *PAPER_RECIPE])
     torch.manual_seed(0)
     model = build_model(cfg)
     torch.nn.init.normal_(model.output_projection.weight, std=0.1)

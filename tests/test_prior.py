@@ -49,7 +49,7 @@ def test_sigma_is_the_clamped_frame_energy_of_known_magnitudes(mel_preset):
 
 
 def test_standard_prior_has_no_sigma_and_priorgrad_needs_its_scale():
-    cfg = load_config("tiny")
+    cfg = load_config("base")
     assert noise_std(torch.rand(cfg.mel.n_mels, 3), cfg.mel, cfg.diffusion) is None
     unset = load_config("tiny", ["diffusion.prior=priorgrad"])
     with pytest.raises(WavediffError, match="prior_energy_max"):

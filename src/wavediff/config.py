@@ -13,7 +13,7 @@ Presets (``wavediff config show NAME`` prints one):
 ``sc09-class``          class-conditional SC09 (ten digits): as ``sc09-uncond`` plus a label
 ``sc09-uncond-cpu``     CPU-sized unconditional SC09: 14 layers, C=64, cycle 14, T=200
 ``sc09-class-cpu``      CPU-sized class-conditional SC09, label dropout 0.1 (guidance)
-``tiny``                12 layers, C=32, cycle 6, T=50: CPU tests and the demo
+``tiny``                12 layers, C=32, cycle 6, T=50, PriorGrad + GLA-Grad: CPU, the demo
 ======================  ==================================================================
 
 Class-conditional and unconditional models train on whole clips of
@@ -585,9 +585,13 @@ def _preset_sc09_class_cpu() -> RunConfig:
 
 
 def _preset_tiny() -> RunConfig:
+    # the measured best of docs/results.md's equal-budget ablation on speech22k: PriorGrad's prior
+    # and GLA-Grad's consistency step at every step of the chain, 16 Griffin-Lim iterations each
     return RunConfig(
         preset="tiny",
         model=ModelConfig(residual_layers=12, residual_channels=32, dilation_cycle=6),
+        diffusion=DiffusionConfig(prior="priorgrad"),
+        sampler=SamplerConfig(consistency="griffin-lim", consistency_steps=50, consistency_iters=16),
         data=DataConfig(crop_frames=32, val_count=4),
         train=TrainConfig(batch_size=8, learning_rate=1e-3, val_every=100, checkpoint_every=100,
                           log_every=10),

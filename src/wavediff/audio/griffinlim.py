@@ -157,7 +157,10 @@ class MagnitudeProjection:
 
     def __call__(self, x: torch.Tensor, iterations: int = 1, momentum: float = FAST_GL_MOMENTUM) -> torch.Tensor:
         """``iterations`` Griffin-Lim iterations from ``x``'s own phase; returns a new ``(L,)`` fp32
-        tensor. With more than one, the fast Griffin-Lim's ``momentum`` is used (0: plain GL)."""
+        tensor. With more than one, the fast Griffin-Lim's ``momentum`` is used (0: plain GL).
+        Iterations count as ``librosa.griffinlim``'s ``n_iter`` does: each is one projection and
+        re-analysis, and the result is the inverse of the last estimate with ``A`` put back, so
+        ``n`` iterations replace the magnitude ``n + 1`` times."""
         if iterations < 1:
             raise WavediffError(f"iterations={iterations} must be >= 1")
         if x.dim() != 1 or x.shape[0] <= self.offset + self.n_fft // 2:
