@@ -57,7 +57,9 @@ def main() -> None:
         if unlabelled:
             raise SystemExit(f"a class model needs labelled clips; {unlabelled[0]!r} has no label")
         labels = [label_index(str(e.label), config.model.class_names) for e in chosen]
-    dataset = ClipDataset(chosen, config.mel.sample_rate, config.clip_samples, labels)
+    # at the level the model was trained on (peak-normalised clips for data.normalize=peak)
+    dataset = ClipDataset(chosen, config.mel.sample_rate, config.clip_samples, labels,
+                          peak_level=config.data.normalization_peak)
     x0, y = dataset.batch(list(range(len(chosen))), random_offset=False)
     power = float(x0.pow(2).mean())
     alpha_bars = generator.schedule.alphas_cumprod

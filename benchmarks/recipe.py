@@ -24,6 +24,7 @@ to start it afresh), so an interrupted ablation continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -33,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from wavediff.config import SamplerConfig
 from wavediff.devices import cpu_name
 from wavediff.evaluation.plots import read_training_curves
 from wavediff.evaluation.report import ARROW
@@ -41,7 +43,7 @@ from wavediff.evaluation.runner import METRICS
 # every wavediff setup starts from the paper's recipe (N(0, I), audio as recorded, the plain chain),
 # whatever the preset's defaults; a setup's own overrides come after and win
 PAPER_RECIPE = ["diffusion.prior=standard", "data.normalize=none", "train.spectral_loss_weight=0",
-                "sampler.consistency=none", "sampler.start=noise"]
+                *(f"sampler.{f.name}={getattr(SamplerConfig(), f.name)}" for f in dataclasses.fields(SamplerConfig))]
 SETUPS: dict[str, list[str]] = {
     "paper": [],
     "normalize": ["data.normalize=peak"],

@@ -213,6 +213,12 @@ def test_cli_evaluate_compares_sampler_variants_of_one_checkpoint(setup, tmp_pat
     systems = {s["name"]: s for s in json.loads((out / "results.json").read_text())["systems"]}
     assert systems["m, 6 steps, gla"]["sampler"]["consistency"] == "griffin-lim"
     assert systems["m, 6 steps, own"]["sampler"]["consistency"] == "none"
+    report = (out / "results.md").read_text()   # each row's effective settings, spelled out: the variant
+    # names two keys, the checkpoint (tiny) brings its 16 iterations per step
+    assert ("- sampler of `m, 6 steps, gla`: from noise; Griffin-Lim consistency at the 2 noisiest steps, "
+            "16 iterations each") in report
+    assert ("- sampler of `m, 6 steps, gl-start`: the last 1 steps from a noised Griffin-Lim estimate "
+            "(4 iterations); no consistency step") in report
     # the Griffin-Lim start lands next to Griffin-Lim: far closer to the recording's mel than an untrained net
     own, start = (systems[f"m, 6 steps, {k}"]["metrics"]["log_mel_l1"]["mean"] for k in ("own", "gl-start"))
     assert start < 0.5 * own

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wavediff.config import SamplerConfig
 from wavediff.evaluation.plots import plot_metrics_vs_steps, plot_training_curves
 from wavediff.evaluation.runner import METRICS, EvaluationReport, SystemResult
 from wavediff.evaluation.stats import Summary
@@ -47,6 +48,19 @@ def markdown_table(report: EvaluationReport) -> str:
     return "\n".join(lines)
 
 
+def describe_sampler(sampler: SamplerConfig) -> str:
+    """``sampler``'s every setting in words, e.g. "from noise; Griffin-Lim consistency at the 6 noisiest
+    steps, 16 iterations each" (a variant overrides only some keys of each checkpoint's own sampler, so
+    the effective settings can differ between checkpoints under one label)."""
+    start = ("from noise" if sampler.start == "noise" else
+             f"the last {sampler.start_steps} steps from a noised Griffin-Lim estimate ({sampler.griffin_lim_iters} "
+             "iterations)")
+    consistency = ("no consistency step" if sampler.consistency == "none" else
+                   f"Griffin-Lim consistency at the {sampler.consistency_steps} noisiest steps, "
+                   f"{sampler.consistency_iters} iteration{'s' if sampler.consistency_iters > 1 else ''} each")
+    return f"{start}; {consistency}"
+
+
 def markdown_report(report: EvaluationReport) -> str:
     meta = report.meta
     head = [
@@ -59,6 +73,9 @@ def markdown_report(report: EvaluationReport) -> str:
     for c in meta["checkpoints"]:
         head.append(f"- checkpoint `{c['name']}`: {c['checkpoint']} ({c['preset']} preset, step {c['step']}, "
                     f"{c['parameters']:,} parameters, T={c['diffusion_steps_T']})")
+    for s in report.systems:
+        if s.spec.sampler is not None:
+            head.append(f"- sampler of `{s.spec.name}`: {describe_sampler(s.spec.sampler)}")
     if meta.get("command"):
         head.append(f"- command: `{meta['command']}`")
     head += ["", markdown_table(report), "",
