@@ -13,7 +13,7 @@ from wavediff.training.trainer import Trainer
 def test_tiny_learns_to_denoise_the_synthetic_corpus(tmp_path):
     train, _ = make_corpus(tmp_path / "data", num_train=40, num_test=1, seed=1)
     cfg = load_config("tiny", ["train.val_every=300", "train.checkpoint_every=300", "diffusion.loss=l1",
-                               *PAPER_RECIPE]))
+                               *PAPER_RECIPE])
     result = Trainer(cfg, train, tmp_path / "run", progress=False).fit(300)
     # eps-prediction L1 starts at E|eps| = 0.798 (zero-initialised output); on speech22k the
     # EMA validation loss measured 0.153 after 300 steps (runs/speech22k-tiny)
