@@ -49,7 +49,8 @@ def clip_config(conditioning: str, **extra: str):
             "model.dilation_cycle=3", "model.step_hidden_dim=32", "model.step_embedding_dim=16",
             "model.label_embedding_dim=8", "diffusion.num_steps=20", "diffusion.beta_end=0.2",
             "train.batch_size=4", "train.log_every=2", "train.val_every=4", "train.checkpoint_every=4",
-            "train.val_batches=1", "train.precision=fp32"]
+            "train.val_batches=1", "train.precision=fp32",
+            "data.normalize=none"]   # clips as recorded: the chain's output is compared unscaled
     over += [f"{k}={v}" for k, v in extra.items()]
     preset = "sc09-class-cpu" if conditioning == "class" else "sc09-uncond-cpu"
     if conditioning == "class":
