@@ -23,10 +23,7 @@ from types import SimpleNamespace
 
 import torch
 
-from wavediff.config import load_config
-
-# lmnt's recipe is the paper's: standard normal noise, the plain chain (not the tiny preset's defaults)
-PAPER_RECIPE = ["diffusion.prior=standard", "sampler.consistency=none"]
+from wavediff.config import PAPER_RECIPE, load_config
 from wavediff.models.diffwave import build_model
 from wavediff.training.checkpoint import save_checkpoint
 from wavediff.training.trainer import Trainer
@@ -122,7 +119,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     config = load_config(args.preset, [f"train.seed={args.seed}", "train.precision=fp32", "diffusion.loss=l1",
-                                         *PAPER_RECIPE])
+                                         *PAPER_RECIPE])   # lmnt's recipe is the paper's, not tiny's defaults
     out = Path(args.out)
     trainer = Trainer(config, args.data, out, device="cpu", progress=False, workers=0)
     torch.manual_seed(args.seed)

@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from wavediff.config import load_config
+from wavediff.config import PAPER_RECIPE, load_config
 from wavediff.data.synthetic import make_corpus
 from wavediff.evaluation.report import markdown_table, write_report
 from wavediff.evaluation.runner import evaluate
@@ -33,7 +33,7 @@ def main() -> None:
     runs = []
     for loss in ("l1", "l2"):
         cfg = load_config("tiny", [f"diffusion.loss={loss}", f"train.seed={args.seed}", "train.val_every=100000",
-                                  "diffusion.prior=standard"])   # the paper's recipe, as measured
+                                  *PAPER_RECIPE])   # the paper's recipe, as measured
         run = out / f"run_{loss}"
         trainer = Trainer(cfg, out / "data" / "train", run, resume=(run / "checkpoints").is_dir(), progress=False)
         trainer.fit(args.steps)

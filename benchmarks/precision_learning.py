@@ -68,7 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from wavediff.audio.mel import MelFrontend
-    from wavediff.config import load_config
+    from wavediff.config import PAPER_RECIPE, load_config
     from wavediff.data.datasets import VocoderDataset
     from wavediff.data.manifest import read_entries
     from wavediff.data.synthetic import make_corpus
@@ -82,7 +82,7 @@ def main() -> None:
         else:
             train_dir, test_dir = make_corpus(Path(tmp) / "corpus", num_train=60, num_test=8, seed=0)
         base = load_config(args.preset, ["train.val_every=1000000", "train.checkpoint_every=1000000",
-                                         "train.log_every=1000000", *args.overrides])
+                                         "train.log_every=1000000", *PAPER_RECIPE, *args.overrides])
         frontend = MelFrontend(base.mel)
         test_set = VocoderDataset(read_entries(test_dir), frontend, base.data.crop_frames, Path(tmp) / "test_mels")
         schedule = linear_schedule(base.diffusion.num_steps, base.diffusion.beta_start, base.diffusion.beta_end)

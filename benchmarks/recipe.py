@@ -24,7 +24,6 @@ to start it afresh), so an interrupted ablation continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -34,16 +33,14 @@ import sys
 import time
 from pathlib import Path
 
-from wavediff.config import SamplerConfig
+from wavediff.config import PAPER_RECIPE
 from wavediff.devices import cpu_name
 from wavediff.evaluation.plots import read_training_curves
 from wavediff.evaluation.report import ARROW
 from wavediff.evaluation.runner import METRICS
 
-# every wavediff setup starts from the paper's recipe (N(0, I), audio as recorded, the plain chain),
-# whatever the preset's defaults; a setup's own overrides come after and win
-PAPER_RECIPE = ["diffusion.prior=standard", "data.normalize=none", "train.spectral_loss_weight=0",
-                *(f"sampler.{f.name}={getattr(SamplerConfig(), f.name)}" for f in dataclasses.fields(SamplerConfig))]
+# every wavediff setup starts from the paper's recipe whatever the preset's defaults (PAPER_RECIPE);
+# a setup's own overrides come after and win
 SETUPS: dict[str, list[str]] = {
     "paper": [],
     "normalize": ["data.normalize=peak"],

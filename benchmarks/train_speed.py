@@ -83,7 +83,7 @@ def _worker(args: argparse.Namespace) -> None:
     if spec.get("native") is False:
         os.environ["WAVEDIFF_NATIVE"] = "0"
     torch.set_num_threads(args.threads)
-    from wavediff.config import load_config
+    from wavediff.config import PAPER_RECIPE, load_config
     from wavediff.data.synthetic import make_corpus
     import wavediff.training.trainer as trainer_module
 
@@ -91,7 +91,7 @@ def _worker(args: argparse.Namespace) -> None:
         trainer_module.keep_freed_memory = lambda: False
     overrides = [f"train.batch_size={args.worker_batch}", f"data.crop_frames={args.crop_frames}",
                  f"train.precision={spec['precision']}", "train.val_every=1000000",
-                 "train.checkpoint_every=1000000", "train.log_every=1000000"]
+                 "train.checkpoint_every=1000000", "train.log_every=1000000", *PAPER_RECIPE]   # the paper's step
     if "implementation" in spec:
         overrides.append(f"train.implementation={spec['implementation']}")
     config = load_config(args.preset, overrides)
