@@ -136,3 +136,30 @@ def test_bad_inputs_end_in_one_line(trained_run, tmp_path):
                                    str(data / "c0.wav"), "--out", str(tmp_path)), "checkpoint not found")
     assert_one_line_error(wavediff("train", "--config", "tiny", "--data", str(tmp_path / "nodata"),
                                    "--out", str(tmp_path / "r2")), "data path not found")
+
+
+def test_non_finite_audio_and_unusable_output_folders_end_in_one_line(trained_run, tmp_path):
+    """A wav full of NaN is refused by name, never vocoded into noise; an output folder that
+    cannot be created (under a regular file, or in /proc) is one line, not a traceback."""
+    root, data, run = trained_run
+    sf.write(tmp_path / "nan.wav", np.full(4000, np.nan, dtype=np.float32), SR, subtype="FLOAT")
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "nan.wav"),
+                                   "--out", str(tmp_path / "v")), "nan.wav", "NaN")
+    assert not list(tmp_path.rglob("v/*.wav"))
+    bad_set = tmp_path / "set"
+    bad_set.mkdir()
+    sf.write(bad_set / "good.wav", tone_sweep(0.3, seed=3), SR)
+    sf.write(bad_set / "nan.wav", np.full(4000, np.nan, dtype=np.float32), SR, subtype="FLOAT")
+    assert_one_line_error(wavediff("evaluate", "--checkpoint", str(run), "--data", str(bad_set), "--steps", "2",
+                                   "--out", str(tmp_path / "e")), "nan.wav", "NaN")
+    (tmp_path / "a_file").write_text("not a folder\n")
+    blocked = tmp_path / "a_file" / "out"
+    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
+                                   "--out", str(blocked)), "cannot use", str(blocked), "Not a directory")
+    assert_one_line_error(wavediff("evaluate", "--checkpoint", str(run), "--data", str(data), "--steps", "2",
+                                   "--limit", "1", "--out", str(blocked)), "cannot use", str(blocked))
+    assert_one_line_error(wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(blocked),
+                                   "--max-steps", "1", "--no-progress", *MICRO), "cannot use", str(blocked))
+    if os.path.isdir("/proc/self"):
+        assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
+                                       "--out", "/proc/x"), "cannot use", "'/proc/x'")

@@ -236,9 +236,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"wavediff: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # a folder that cannot be created, a disk that is full, a file that cannot be written:
+        # the user's environment, not a bug, so one line that names the path
+        if args.debug:
+            raise
+        print(f"wavediff: error: {_describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("wavediff: interrupted", file=sys.stderr)
         return 130
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """``[Errno 2] No such file or directory: '/proc/x'`` -> ``cannot use '/proc/x': No such file or directory``."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    return f"cannot use {str(exc.filename)!r}: {reason}"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
