@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from wavediff.pretrained import DEFAULT_VOCODER, MODELS_DIR, bundled_models, write_bundle
-from wavediff.training.checkpoint import load_config_file, resolve_checkpoint
+from wavediff.checkpoint import load_config_file, resolve_checkpoint
 
 log = logging.getLogger("bundle")
 CARD_METRICS = {"log_mel_l1": "log-mel L1", "mr_stft": "MR-STFT", "pesq_wb": "PESQ-WB", "stoi": "STOI",

@@ -25,7 +25,7 @@ import torch
 
 from wavediff.config import PAPER_RECIPE, load_config
 from wavediff.models.diffwave import build_model
-from wavediff.training.checkpoint import save_checkpoint
+from wavediff.checkpoint import save_checkpoint
 from wavediff.training.trainer import Trainer
 
 log = logging.getLogger("lmnt_train")

@@ -163,7 +163,7 @@ def _worker(args: argparse.Namespace) -> None:
     peak_note: dict[str, int | None] = {}
     if variant.startswith("cli-"):
         from wavediff.audio.io import save_audio
-        from wavediff.training.checkpoint import save_checkpoint
+        from wavediff.checkpoint import save_checkpoint
 
         precision = variant.split("-")[1]
         chunk = ["--chunk-seconds", str(args.chunk_seconds)] if variant.endswith("-chunk") else []

@@ -24,7 +24,7 @@ from wavediff.data.labels import read_labelled_entries
 from wavediff.data.manifest import read_entries
 from wavediff.errors import WavediffError
 from wavediff.pipelines import Vocoder
-from wavediff.training.checkpoint import load_training_state, resolve_checkpoint
+from wavediff.checkpoint import load_training_state, resolve_checkpoint
 from wavediff.training.trainer import Trainer
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -68,6 +68,30 @@ def test_full_chain_is_algorithm_2():
     torch.testing.assert_close(align_schedule(s, s.betas).steps, chain.steps, atol=1e-6, rtol=0)
 
 
+def test_reverse_steps_are_the_paper_update_in_sampling_order():
+    """Each reverse step's coefficients against Algorithm 2 written out from the betas."""
+    betas = [1e-4 + (0.05 - 1e-4) * i / 49 for i in range(50)]
+    chain = full_chain(linear_schedule(50, 1e-4, 0.05))
+    steps = chain.reverse_steps()
+    assert [st.number for st in steps] == list(range(50, 0, -1))
+    assert [st.adds_noise for st in steps] == [True] * 49 + [False]
+    for st in steps:
+        t = st.index
+        abar = math.prod(1 - b for b in betas[:t + 1])
+        abar_prev = math.prod(1 - b for b in betas[:t])
+        assert st.t == t
+        assert st.eps_coef == pytest.approx(betas[t] / math.sqrt(1 - abar), rel=1e-9)
+        assert st.scale == pytest.approx(1 / math.sqrt(1 - betas[t]), rel=1e-9)
+        assert st.sigma == pytest.approx(math.sqrt((1 - abar_prev) / (1 - abar) * betas[t]), rel=1e-9, abs=1e-12)
+    x, eps = torch.tensor([0.3, -1.2]), torch.tensor([0.5, 2.0])
+    top = steps[0]
+    expected = (x - betas[49] / math.sqrt(1 - math.prod(1 - b for b in betas)) * eps) / math.sqrt(1 - betas[49])
+    torch.testing.assert_close(top.mean(x, eps), expected)
+    y = x.clone()
+    assert top.mean_(y, eps) is y
+    torch.testing.assert_close(y, expected)
+
+
 def test_steps_select_the_chain():
     s = linear_schedule(50, 1e-4, 0.05)
     assert sampling_schedule(s, 50, BASE_ETAS).num_steps == 50

@@ -11,7 +11,7 @@ import torch
 
 from wavediff.data.sampling import StepSampler, epoch_order, item_seed
 from wavediff.errors import WavediffError
-from wavediff.training.checkpoint import list_checkpoints, load_training_state
+from wavediff.checkpoint import list_checkpoints, load_training_state
 from wavediff.training.trainer import Trainer, _micro_batches
 
 # Two processes (or accumulated micro-batches) sum the same per-item gradients in another order.

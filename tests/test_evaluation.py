@@ -19,7 +19,7 @@ from wavediff.evaluation.plots import read_training_curves
 from wavediff.evaluation.report import write_report
 from wavediff.evaluation.runner import METRIC_KEYS, evaluate
 from wavediff.models.diffwave import build_model
-from wavediff.training.checkpoint import save_checkpoint
+from wavediff.checkpoint import save_checkpoint
 
 pytest.importorskip("pesq")
 pytest.importorskip("pystoi")

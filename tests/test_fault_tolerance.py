@@ -15,7 +15,7 @@ import torch
 
 from wavediff.errors import WavediffError
 from wavediff.pipelines import Vocoder
-from wavediff.training.checkpoint import (
+from wavediff.checkpoint import (
     STATE_FILE,
     WEIGHTS_FILE,
     list_checkpoints,

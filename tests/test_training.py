@@ -8,7 +8,7 @@ import torch
 
 from wavediff.errors import WavediffError
 from wavediff.pipelines import Vocoder
-from wavediff.training.checkpoint import list_checkpoints, load_training_state
+from wavediff.checkpoint import list_checkpoints, load_training_state
 from wavediff.training.trainer import Trainer
 
 
@@ -90,7 +90,7 @@ def test_fp16_needs_cuda(tmp_path, audio_dir, micro_config):
 
 
 def test_init_from_starts_a_new_run_from_other_weights(tmp_path, audio_dir, micro_config):
-    from wavediff.training.checkpoint import load_weights, resolve_checkpoint
+    from wavediff.checkpoint import load_weights, resolve_checkpoint
     from wavediff.training.trainer import Trainer
 
     first = Trainer(micro_config, audio_dir, tmp_path / "a", device="cpu", progress=False, workers=0)

@@ -28,7 +28,7 @@ from wavediff.evaluation.report import markdown_table, write_report
 from wavediff.evaluation.runner import evaluate
 from wavediff.pipelines import Vocoder, vocode_files
 from wavediff.pretrained import bundled_model
-from wavediff.training.checkpoint import list_checkpoints
+from wavediff.checkpoint import list_checkpoints
 from wavediff.training.trainer import Trainer
 
 log = logging.getLogger(__name__)

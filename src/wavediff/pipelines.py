@@ -32,7 +32,7 @@ from wavediff.errors import WavediffError
 from wavediff.inference import InferenceEngine
 from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB, engine_mode, resolve_precision
 from wavediff.models.diffwave import DiffWave, build_model
-from wavediff.training.checkpoint import check_state_matches, load_config_file, load_weights, resolve_checkpoint
+from wavediff.checkpoint import check_state_matches, load_config_file, load_weights, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 

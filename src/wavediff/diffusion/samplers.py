@@ -58,7 +58,7 @@ def sample(
     """Run a reverse chain from x_S ~ N(0, I) down to x_0.
 
     For s = S..1: ``x <- (x - eta_s / sqrt(1 - gbar_s) * eps(x, t_s)) / sqrt(1 - eta_s)``,
-    then ``x <- x + sigma_s z`` for s > 1. With the full chain this is Algorithm 2 of
+    then ``x <- x + sigma_s z`` for s > 1 (:class:`~wavediff.diffusion.schedule.ReverseStep`). With the full chain this is Algorithm 2 of
     DiffWave (sigma_t = sqrt(beta-tilde_t)); with an aligned chain, Appendix B.
 
     Args:
@@ -88,24 +88,20 @@ def sample(
         x = _normal(shape, generator).to(device=device, dtype=dtype)
         if std is not None:
             x = x * std
-    etas = chain.etas.tolist()
-    gbars = chain.alphas_cumprod.tolist()
-    sigmas = chain.sigmas.tolist()
-    steps = chain.steps.tolist()
     batch = x.shape[0]
-    for s in range(chain.num_steps - 1, -1, -1):
-        t = torch.full((batch,), steps[s], device=device, dtype=torch.float32)
+    for step in chain.reverse_steps():
+        t = torch.full((batch,), step.t, device=device, dtype=torch.float32)
         eps = denoiser(x, t, **cond).to(x.dtype)
         if correct_x0 is not None:
-            x0 = correct_x0(s + 1, estimate_x0(x, eps, gbars[s]))
+            x0 = correct_x0(step.number, estimate_x0(x, eps, step.gbar))
             if x0 is not None:
-                eps = noise_for_estimate(x, x0.to(x.dtype), gbars[s])
-        x = (x - (etas[s] / (1.0 - gbars[s]) ** 0.5) * eps) / (1.0 - etas[s]) ** 0.5
-        if s > 0:
+                eps = noise_for_estimate(x, x0.to(x.dtype), step.gbar)
+        x = step.mean(x, eps)
+        if step.adds_noise:
             z = _normal(tuple(x.shape), generator).to(device=device, dtype=dtype)
-            x = x + sigmas[s] * (z if std is None else z * std)
+            x = x + step.sigma * (z if std is None else z * std)
         if callback is not None:
-            callback(s + 1, x)
+            callback(step.number, x)
     return x
 
 

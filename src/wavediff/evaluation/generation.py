@@ -118,7 +118,7 @@ def checkpoint_sets(checkpoint: str | Path, *, n: int, per_class: int, guidance_
     """Clips of one checkpoint: ``n`` unconditional ones, or ``per_class`` of each class per
     guidance scale (scales other than 1 only for models trained with label dropout)."""
     from wavediff.pipelines import Generator
-    from wavediff.training.checkpoint import resolve_checkpoint
+    from wavediff.checkpoint import resolve_checkpoint
 
     gen = Generator.from_checkpoint(checkpoint, device=device, precision=precision)
     ckpt = resolve_checkpoint(checkpoint)

@@ -33,7 +33,7 @@ from wavediff.evaluation.stats import Summary, summarise
 from wavediff.metrics.spectral import log_mel_l1, multi_resolution_stft_distance
 from wavediff.metrics.speech import MCD_ORDER, SpeechScorer
 from wavediff.pipelines import Vocoder
-from wavediff.training.checkpoint import resolve_checkpoint
+from wavediff.checkpoint import resolve_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -580,11 +579,11 @@ class InferenceEngine:
         windows = self._windows(total)
         cond_cache, mel_all = self._plan_conditioner(mels, segments, total, len(windows))
         eps = self.workspace.get("eps", (total,), torch.float32, zero=True)
-        etas, gbars, sigmas = chain.etas.tolist(), chain.alphas_cumprod.tolist(), chain.sigmas.tolist()
         graph = None
         if self.cuda_graphs and cond_cache is not None:
             graph, step_bias, step_fill = self._capture_step(x, eps, windows[0], segments, biases, fills, cond_cache)
-        for s in range(chain.num_steps - 1, -1, -1):
+        for step in chain.reverse_steps():
+            s = step.index
             if graph is not None:
                 step_bias.copy_(biases[s])
                 step_fill.copy_(fills[s])
@@ -598,22 +597,20 @@ class InferenceEngine:
                     else:
                         mel_up = self._upsampled_mel(mels, segments, window[0], window[1])
                     self._denoise_window(x, eps, window, segments, biases[s], fills[s], cond_cache, mel_up)
-            c1 = etas[s] / math.sqrt(1.0 - gbars[s])
-            c2 = 1.0 / math.sqrt(1.0 - etas[s])
             for seg in segments:
                 xs = x[seg.start:seg.stop]
                 correct = correct_x0[seg.index] if correct_x0 is not None else None
                 if correct is not None:
                     es = eps[seg.start:seg.stop]
-                    x0 = correct(s + 1, estimate_x0(xs, es, gbars[s]))
+                    x0 = correct(step.number, estimate_x0(xs, es, step.gbar))
                     if x0 is not None:
-                        es.copy_(noise_for_estimate(xs, x0.to(xs.device, xs.dtype), gbars[s]))
-                xs.sub_(eps[seg.start:seg.stop], alpha=c1).mul_(c2)
-                if s > 0:
+                        es.copy_(noise_for_estimate(xs, x0.to(xs.device, xs.dtype), step.gbar))
+                step.mean_(xs, eps[seg.start:seg.stop])
+                if step.adds_noise:
                     z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0].to(self.device)
                     if dev_stds is not None:
                         z.mul_(dev_stds[seg.index])
-                    xs.add_(z, alpha=sigmas[s])
+                    xs.add_(z, alpha=step.sigma)
         return [x[seg.start:seg.stop].cpu().clone() for seg in segments]
 
     def _vocode_streaming(self, mels: Sequence[torch.Tensor], segments: list[_Segment], total: int,

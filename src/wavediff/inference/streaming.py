@@ -235,7 +235,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     ws = engine.workspace
     biases, fills = engine.folded.step_constants(chain.steps)
     biases, fills = biases.to(dev, dt), fills.to(dev, dt)
-    etas, gbars, sigmas = chain.etas.tolist(), chain.alphas_cumprod.tolist(), chain.sigmas.tolist()
+    reverse = chain.reverse_steps()   # reverse[k]: the k-th step run, s = S - k
 
     xs = [RingRows(ws.get(f"stream_x{k}", (period,), torch.float32)) for k in range(S)]
     # the skip sums wrap at every tile of some layer unless their ring is long (64 B a row more)
@@ -296,7 +296,8 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
             xs[0].write(a, x_tile[:b - a])
 
         for k in range(S):
-            s = S - 1 - k
+            step = reverse[k]
+            s = step.index
             bias, fill = biases[s], fills[s]
             cur, nxt = work
             i0, i1 = front(j - 1, k, -1), front(j, k, -1)
@@ -335,19 +336,17 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
                     engine._project(layer, g, residual, skips[k].pieces(o0, o1), (o0 - t0, o1 - t0), l > 0, narrow)
                 ctx.copy_(cur[in1 - 2 * d - base:in1 - base])   # the last 2d input rows, for the next block
                 cur, nxt = nxt, cur
-            # rows of eps_theta complete in this block: the update x_{s-1} = c2 (x_s - c1 eps) + sigma z
+            # rows of eps_theta complete in this block: the reverse step's update on them
             e0, e1 = front(j - 1, k, L - 1), front(j, k, L - 1)
-            c1 = etas[s] / (1.0 - gbars[s]) ** 0.5
-            c2 = 1.0 / (1.0 - etas[s]) ** 0.5
             for a, b in split_rows(e0, e1, tile):
                 h = torch.addmm(engine.skip_bias, skips[k].read(a, b, narrow), engine.skip_weight).relu_()
                 eps = torch.addmm(engine.out_bias.to(dt), h, engine.out_weight)[:, 0].float()
                 x = xs[k].read(a, b, x_tile)
 
                 def update(seg, lo, hi, x=x, eps=eps, a=a):
-                    v = x[lo - a:hi - a].sub(eps[lo - a:hi - a], alpha=c1).mul_(c2)
-                    if s > 0:
-                        v.add_(noise[(s, seg.index)].take(hi - lo).to(dev), alpha=sigmas[s])
+                    v = step.mean(x[lo - a:hi - a], eps[lo - a:hi - a])
+                    if step.adds_noise:
+                        v.add_(noise[(s, seg.index)].take(hi - lo).to(dev), alpha=step.sigma)
                     return v
 
                 if k + 1 < S:

@@ -64,7 +64,7 @@ from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
 from wavediff.inference.workspace import keep_freed_memory
 from wavediff.models.diffwave import build_model, count_parameters
-from wavediff.training.checkpoint import (
+from wavediff.checkpoint import (
     CONFIG_FILE,
     check_state_matches,
     list_checkpoints,
