@@ -10,7 +10,7 @@ from wavediff.config import load_config
 from wavediff.errors import WavediffError
 from wavediff.inference import native
 from wavediff.models.diffwave import build_model
-from wavediff.training import precision as training_precision
+from wavediff.training import setup as training_setup
 
 CONFIGS = {
     # mel vocoder; dilation 8 with 3 frames x 16 hop reaches past short clips (the |offset| >= L case)
@@ -173,18 +173,18 @@ def test_unknown_implementation_is_refused():
 
 
 def test_auto_precision_falls_back_to_fp32_without_bf16_hardware(monkeypatch, caplog):
-    import wavediff.inference.planning as planning
+    import wavediff.precision as precision_names
 
-    monkeypatch.setattr(planning, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.INFO, logger="wavediff.training.precision"):
-        assert training_precision.resolve_training_precision("auto", torch.device("cpu")) == "fp32"
-    lines = [r for r in caplog.records if r.name == "wavediff.training.precision"]
+    monkeypatch.setattr(precision_names, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level(logging.INFO, logger="wavediff.training.setup"):
+        assert training_setup.resolve_training_precision("auto", torch.device("cpu")) == "fp32"
+    lines = [r for r in caplog.records if r.name == "wavediff.training.setup"]
     assert len(lines) == 1 and "fp32" in lines[0].getMessage()
-    monkeypatch.setattr(planning, "cpu_has_native_bf16", lambda: True)
-    assert training_precision.resolve_training_precision("auto", torch.device("cpu")) == "bf16"
-    assert training_precision.resolve_training_precision("fp32", torch.device("cpu")) == "fp32"
-    assert training_precision.resolve_training_implementation("auto", torch.device("cpu")) == "fused"
-    assert training_precision.resolve_training_implementation("auto", torch.device("cuda")) == "reference"
+    monkeypatch.setattr(precision_names, "cpu_has_native_bf16", lambda: True)
+    assert training_setup.resolve_training_precision("auto", torch.device("cpu")) == "bf16"
+    assert training_setup.resolve_training_precision("fp32", torch.device("cpu")) == "fp32"
+    assert training_setup.resolve_training_implementation("auto", torch.device("cpu")) == "fused"
+    assert training_setup.resolve_training_implementation("auto", torch.device("cuda")) == "reference"
 
 
 def test_the_run_config_records_the_resolved_setup(tmp_path, audio_dir, micro_config):

@@ -17,7 +17,8 @@ from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
 from wavediff.inference import FoldedDiffWave, InferenceEngine, quantize_int8
-from wavediff.inference.planning import engine_mode, one_pass_bytes, resolve_precision
+from wavediff.inference.planning import engine_mode, one_pass_bytes
+from wavediff.precision import resolve_precision
 from wavediff.models.diffwave import build_model
 from wavediff.pipelines import Vocoder, vocode_files
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from wavediff.errors import WavediffError
+from wavediff.precision import ENGINE_PRECISIONS, GENERATION_PRECISIONS, TRAINING_PRECISIONS, WEIGHT_FORMATS
 
 log = logging.getLogger("wavediff")
 
@@ -25,12 +26,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_inference(p: argparse.ArgumentParser, default_precision: str) -> None:
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=default_precision,
+    p.add_argument("--precision", choices=ENGINE_PRECISIONS, default=default_precision,
                    help=f"inference precision; int8 = dilated convs and residual/skip projections in int8, "
                         f"the rest bf16 (x86 CPU); "
                         f"auto = bf16 where the hardware has it (AVX512-BF16/AMX CPU, "
                         f"CUDA), else fp32; fp32 is the reference (default {default_precision})")
-    p.add_argument("--weights", choices=["float", "int8"], default="float",
+    p.add_argument("--weights", choices=WEIGHT_FORMATS, default="float",
                    help="int8: round the residual stack's weights to per-channel int8 (default float)")
     p.add_argument("--chunk-seconds", default="auto",
                    help="'stream': every step and layer advance together through the audio (exact, bounded "
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the config must build the same network); the optimiser starts afresh")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set train.learning_rate=1e-3 (repeatable)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
+    p.add_argument("--precision", choices=TRAINING_PRECISIONS, default=None,
                    help="training precision (default: the config's, 'auto' in the presets: bf16 on CPUs with "
                         "AVX512-BF16/AMX and on CUDA with bf16, else fp32; fp16 on CUDA only)")
     p.add_argument("--implementation", choices=["auto", "fused", "reference"], default=None,
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs a model trained with model.label_dropout > 0")
     p.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (same seed, same audio)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+    p.add_argument("--precision", choices=GENERATION_PRECISIONS, default="fp32",
                    help="fp32 (the reference, default) or bf16 autocast; auto = bf16 where the hardware has it")
     p.add_argument("--out", required=True, help="output folder: <label>_<i>.wav and samples.tsv")
     _add_common(p)
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=6, help="sampling steps (6 = fast schedule, T = full chain)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32")
+    p.add_argument("--precision", choices=GENERATION_PRECISIONS, default="fp32")
     p.add_argument("--keep", type=int, default=3, help="example wavs kept per class and set (default 3)")
     p.add_argument("--out", required=True, help="report folder: results.json, results.md, examples/")
     _add_common(p)
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gl-iters", type=int, nargs="*", default=[32, 100],
                    help="Griffin-Lim iteration counts (default 32 100; none to skip)")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32",
+    p.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp32",
                    help="inference precision of the checkpoints (default fp32, the reference)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i)")
     p.add_argument("--sampler", action="append", default=[], metavar="LABEL[:KEY=VALUE,...]",

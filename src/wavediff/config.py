@@ -41,6 +41,7 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 
 from wavediff.errors import WavediffError
+from wavediff.precision import TRAINING_PRECISIONS
 
 FORMAT_VERSION = 1
 
@@ -346,7 +347,7 @@ class TrainConfig:
         _check_positive("train.grad_clip_norm", self.grad_clip_norm)
         if not 0 <= self.ema_decay < 1:
             raise WavediffError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
-        _check_choice("train.precision", self.precision, ["auto", "fp32", "bf16", "fp16"])
+        _check_choice("train.precision", self.precision, TRAINING_PRECISIONS)
         _check_choice("train.implementation", self.implementation, ["auto", "fused", "reference"])
 
 

@@ -21,6 +21,7 @@ from wavediff.audio.griffinlim import MagnitudeProjection
 from wavediff.audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
 from wavediff.audio.loudness import peak_gain
 from wavediff.audio.mel import MelFrontend, mel_config_from_preset
+from wavediff.checkpoint import check_state_matches, load_config_file, load_weights, resolve_checkpoint
 from wavediff.config import MelConfig, RunConfig, SamplerConfig
 from wavediff.devices import pick_device
 from wavediff.data.labels import label_index
@@ -30,9 +31,9 @@ from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, linea
                                          sampling_schedule)
 from wavediff.errors import WavediffError
 from wavediff.inference import InferenceEngine
-from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB, engine_mode, resolve_precision
+from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB, engine_mode
 from wavediff.models.diffwave import DiffWave, build_model
-from wavediff.checkpoint import check_state_matches, load_config_file, load_weights, resolve_checkpoint
+from wavediff.precision import GENERATION_PRECISIONS, check_precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -284,10 +285,9 @@ class Generator(_Pipeline):
                  precision: str = "fp32") -> None:
         if config.model.conditioning == "mel":
             raise WavediffError("this checkpoint is a mel-conditioned vocoder; use Vocoder (wavediff vocode)")
-        if precision not in ("auto", "fp32", "bf16"):
-            raise WavediffError(f"precision={precision!r} is not allowed; choose one of ['auto', 'fp32', 'bf16']")
+        check_precision(precision, GENERATION_PRECISIONS)
         super().__init__(model, config, device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = resolve_precision(precision, self.device, GENERATION_PRECISIONS)
 
     @property
     def clip_samples(self) -> int:

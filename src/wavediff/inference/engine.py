@@ -54,14 +54,14 @@ from wavediff.diffusion.samplers import Estimate, estimate_x0, noise_for_estimat
 from wavediff.diffusion.schedule import SamplingSchedule
 from wavediff.errors import WavediffError
 from wavediff.inference import native as native_kernels
-from wavediff.inference.folding import COMPUTE_DTYPES, FoldedDiffWave, quantize_int8
+from wavediff.inference.folding import FoldedDiffWave, quantize_int8
 from wavediff.inference.streaming import place_cursors, stream_chain
 from wavediff.inference.workspace import Workspace, keep_freed_memory
 from wavediff.models.diffwave import DiffWave
+from wavediff.precision import AUTO, ENGINE_PRECISIONS, check_precision, compute_dtype
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = tuple(COMPUTE_DTYPES)
 MEL_MARGIN_FRAMES = 4   # frames either side that make a window's upsampled mel exact
 CPU_TILE_ROWS = 16384
 GPU_BLOCK_ROWS = 1 << 18
@@ -170,8 +170,7 @@ class InferenceEngine:
                  tile_rows: int | None = None, cuda_graphs: bool = True,
                  cache_bytes: int = DEFAULT_CACHE_BYTES, streaming: bool = False,
                  block_rows: int | None = None, native: bool | None = None) -> None:
-        if precision not in COMPUTE_DTYPES:
-            raise WavediffError(f"precision={precision!r} is not allowed; choose one of {list(PRECISIONS)}")
+        check_precision(precision, [p for p in ENGINE_PRECISIONS if p != AUTO])
         if chunk_samples is not None and chunk_samples < 1:
             raise WavediffError(f"chunk_samples={chunk_samples} must be >= 1 (or None for one pass)")
         if streaming and chunk_samples is not None:
@@ -185,7 +184,7 @@ class InferenceEngine:
             raise WavediffError(f"tile_rows={tile_rows} must be >= 1")
         self.device = torch.device(device)
         self.precision = precision
-        self.dtype = COMPUTE_DTYPES[precision]
+        self.dtype = compute_dtype(precision)
         self.chunk_samples = chunk_samples
         self.streaming = streaming
         self.block_rows = block_rows or (CPU_TILE_ROWS if self.device.type == "cpu" else GPU_BLOCK_ROWS)

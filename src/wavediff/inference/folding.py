@@ -30,10 +30,9 @@ import torch
 
 from wavediff.errors import WavediffError
 from wavediff.models.diffwave import DiffWave
+from wavediff.precision import WEIGHT_FORMATS, check_precision
 
 # int8: the dilated convs run in int8 (oneDNN, VNNI); everything else in bf16.
-COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}
-WEIGHT_FORMATS = ("float", "int8")
 
 
 @dataclass
@@ -100,8 +99,7 @@ class FoldedDiffWave:
                 f"the inference engine runs mel-conditioned vocoders; this model has "
                 f"conditioning={model.config.conditioning!r} (allowed: ['mel'])"
             )
-        if weights not in WEIGHT_FORMATS:
-            raise WavediffError(f"weights={weights!r} is not allowed; choose one of {list(WEIGHT_FORMATS)}")
+        check_precision(weights, WEIGHT_FORMATS, "weights")
         if model.config.kernel_size != 3:
             raise WavediffError(f"the inference engine needs kernel_size=3, got {model.config.kernel_size}")
         self.weights = weights

@@ -1,49 +1,13 @@
-"""Choices the engine's callers make: precision for a device; streaming, one pass or chunks."""
+"""Choices the engine's callers make: streaming, one pass or chunks, and the memory each needs
+(precision names and ``auto`` live in :mod:`wavediff.precision`)."""
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
-import torch
-
 from wavediff.config import RunConfig
-from wavediff.errors import WavediffError
 from wavediff.inference.engine import DEFAULT_CACHE_BYTES
+from wavediff.precision import element_bytes
 
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 DEFAULT_MAX_MEMORY_GB = 4.0
 AUTO_CHUNK_SECONDS = 10.0
-BYTES = {"fp32": 4, "bf16": 2, "int8": 2}
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """``"auto"`` -> ``"bf16"`` where the hardware has it (CUDA with bf16, or a CPU with
-    AVX512-BF16/AMX), else ``"fp32"``; ``"fp32"`` and ``"bf16"`` are returned as given."""
-    if precision not in PRECISION_CHOICES:
-        raise WavediffError(f"precision={precision!r} is not allowed; choose one of {list(PRECISION_CHOICES)}")
-    if precision != "auto":
-        return precision
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return "fp32"
 
 
 def one_pass_bytes(total_samples: int, config: RunConfig, precision: str,
@@ -54,7 +18,7 @@ def one_pass_bytes(total_samples: int, config: RunConfig, precision: str,
     else the upsampled mel, ``n_mels``, when that fits; see
     :meth:`~wavediff.inference.InferenceEngine.conditioner_plan`)."""
     m = config.model
-    size = BYTES[precision]
+    size = element_bytes(precision)
     projections = total_samples * len(m.dilations) * 2 * m.residual_channels * size
     mel = total_samples * config.mel.n_mels * size
     kept = projections if projections <= cache_bytes else (mel if mel <= cache_bytes else 0)

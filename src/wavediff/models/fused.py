@@ -10,7 +10,7 @@ projection, residual layers, skip and output projections) run by
   ``[x(t - d), x(t), x(t + d)]`` of ``K * C`` columns (the conditioner projection a second
   GEMM into the same output).
 - **Compute precision.** Autocast's dtype (bf16 on CPUs that have it, see
-  :mod:`wavediff.training.precision`) is the precision of every GEMM operand, of the saved
+  :mod:`wavediff.training.setup`) is the precision of every GEMM operand, of the saved
   activations, of the residual stream and of the gradients between layers, as with the
   reference modules under autocast; GEMMs accumulate in fp32, and the parameters' gradients
   are returned in fp32. Without autocast everything is fp32 and equals the reference to

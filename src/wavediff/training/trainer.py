@@ -78,7 +78,8 @@ from wavediff.checkpoint import (
 )
 from wavediff.training.distributed import DistributedContext
 from wavediff.training.ema import ExponentialMovingAverage
-from wavediff.training.precision import resolve_training_setup
+from wavediff.precision import compute_dtype
+from wavediff.training.setup import resolve_training_setup
 from wavediff.training.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
@@ -358,8 +359,7 @@ class Trainer:
         p = self.config.train.precision
         if p == "fp32":
             return nullcontext()
-        dtype = torch.bfloat16 if p == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return torch.autocast(device_type=self.device.type, dtype=compute_dtype(p))
 
     def _denoiser(self, model: torch.nn.Module) -> Any:
         def call(x: torch.Tensor, t: torch.Tensor, **cond: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ import logging
 import torch
 
 from wavediff.config import RunConfig
+from wavediff.precision import AUTO, TRAINING_PRECISIONS, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,7 @@ def resolve_training_precision(precision: str, device: torch.device) -> str:
     other values are returned as given."""
     if precision != "auto":
         return precision
-    from wavediff.inference.planning import resolve_precision
-
-    chosen = resolve_precision("auto", device)
+    chosen = resolve_precision(AUTO, device, TRAINING_PRECISIONS)
     if chosen != "bf16":
         what = "this CPU has no AVX512-BF16 or AMX" if device.type == "cpu" else f"{device} has no bf16 support"
         log.info("train.precision=auto: %s, so training runs in fp32", what)
