@@ -16,7 +16,7 @@ from wavediff.config import load_config
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
-from wavediff.inference import FoldedDiffWave, InferenceEngine, quantize_int8
+from wavediff.inference import EngineMode, FoldedDiffWave, InferenceEngine, quantize_int8
 from wavediff.inference.planning import engine_mode, one_pass_bytes
 from wavediff.precision import resolve_precision
 from wavediff.models.diffwave import build_model
@@ -71,8 +71,8 @@ def test_chunked_output_equals_one_pass(small, chunk):
     chain = _chain(cfg)
     mels = [mel, torch.rand(cfg.mel.n_mels, 7), torch.rand(cfg.mel.n_mels, 19)]
     whole = InferenceEngine(model).vocode(mels, chain, torch.Generator().manual_seed(3))
-    engine = InferenceEngine(model, chunk_samples=chunk, tile_rows=700)
-    assert engine.halo == sum(model.config.dilations) and chunk < sum(m.shape[-1] for m in mels) * 256
+    engine = InferenceEngine(model, mode=EngineMode.chunks(chunk), tile_rows=700)
+    assert engine.net.halo == sum(model.config.dilations) and chunk < sum(m.shape[-1] for m in mels) * 256
     parts = engine.vocode(mels, chain, torch.Generator().manual_seed(3))
     for a, b in zip(whole, parts):
         assert (a - b).abs().max() < 1e-4
@@ -145,7 +145,9 @@ def test_engine_refuses_what_it_cannot_run():
     with pytest.raises(WavediffError, match=r"precision='fp16'.*\['fp32', 'bf16', 'int8'\]"):
         InferenceEngine(vocoder_model, precision="fp16")
     with pytest.raises(WavediffError, match="chunk_samples=0"):
-        InferenceEngine(vocoder_model, chunk_samples=0)
+        InferenceEngine(vocoder_model, mode=EngineMode.chunks(0))
+    with pytest.raises(WavediffError, match="not an EngineMode"):
+        InferenceEngine(vocoder_model, mode="stream")
     with pytest.raises(WavediffError, match=r"weights='int4'.*\['float', 'int8'\]"):
         InferenceEngine(vocoder_model, weights="int4")
     with pytest.raises(WavediffError, match=r"expected \(80, frames >= 1\)"):
@@ -162,14 +164,14 @@ def test_auto_chunking_follows_the_memory_budget(small):
     assert one_pass_bytes(10 ** 6, cfg, "bf16") == 10 ** 6 * (6 * 32 * 2 + 3 * 16 * 2 + 8)
     assert one_pass_bytes(5 * 10 ** 6, cfg, "bf16") == 5 * 10 ** 6 * (80 * 2 + 3 * 16 * 2 + 8)   # mel, not projections
     assert one_pass_bytes(10 ** 7, cfg, "bf16") == 10 ** 7 * (3 * 16 * 2 + 8)                  # neither fits
-    assert vocoder.chunk_samples(40 * 256) == "stream"            # auto on a CPU: streaming, whatever the length
-    assert vocoder.chunk_samples(10 ** 9) == "stream"
+    assert vocoder.engine_mode(40 * 256) == EngineMode.stream()     # auto on a CPU: streaming, whatever the length
+    assert vocoder.engine_mode(10 ** 9) == EngineMode.stream()
     # auto on a GPU: one pass while it fits the budget, then 10 s windows
-    assert engine_mode("auto", "cuda", 40 * 256, cfg, "fp32", max_memory_gb=0.02) is None
-    assert engine_mode("auto", "cuda", 2_000_000, cfg, "fp32", max_memory_gb=0.02) == 10 * SR
-    assert engine_mode("stream", "cuda", 10 ** 9, cfg, "fp32") == "stream"
-    assert Vocoder(model, cfg, chunk_seconds=0.5).chunk_samples(100) == SR // 2
-    assert Vocoder(model, cfg, chunk_seconds=None).chunk_samples(10 ** 9) is None
+    assert engine_mode("auto", "cuda", 40 * 256, cfg, "fp32", max_memory_gb=0.02) == EngineMode.one_pass()
+    assert engine_mode("auto", "cuda", 2_000_000, cfg, "fp32", max_memory_gb=0.02) == EngineMode.chunks(10 * SR)
+    assert engine_mode("stream", "cuda", 10 ** 9, cfg, "fp32") == EngineMode.stream()
+    assert Vocoder(model, cfg, chunk_seconds=0.5).engine_mode(100) == EngineMode.chunks(SR // 2)
+    assert Vocoder(model, cfg, chunk_seconds=None).engine_mode(10 ** 9) == EngineMode.one_pass()
 
 
 def test_file_outputs_do_not_depend_on_the_batch_size(tmp_path, small):
@@ -198,8 +200,8 @@ PEAK_SCRIPT = textwrap.dedent("""
     cfg, model = _random_model()
     frames, chunk = int(sys.argv[1]), sys.argv[2]
     engine = (InferenceEngine(model) if chunk == "none"          # caches every layer's projection
-              else InferenceEngine(model, streaming=True, block_rows=8192) if chunk == "stream"
-              else InferenceEngine(model, chunk_samples=int(chunk), cache_bytes=0))   # caches nothing
+              else InferenceEngine(model, mode=EngineMode.stream(8192)) if chunk == "stream"
+              else InferenceEngine(model, mode=EngineMode.chunks(int(chunk)), cache_bytes=0))   # caches nothing
     engine.vocode([torch.rand(cfg.mel.n_mels, 4)], _chain(cfg, 1))
     mel = torch.rand(cfg.mel.n_mels, frames)
     open("/proc/self/clear_refs", "w").write("5")     # reset the peak (VmHWM) to the current RSS
@@ -211,7 +213,7 @@ PEAK_SCRIPT = textwrap.dedent("""
 
 def _peak_growth(frames: int, chunk: str) -> int:
     import pathlib
-    script = "from wavediff.inference import InferenceEngine\n" + PEAK_SCRIPT.format(
+    script = "from wavediff.inference import EngineMode, InferenceEngine\n" + PEAK_SCRIPT.format(
         tests=str(pathlib.Path(__file__).parent))
     out = subprocess.run([sys.executable, "-c", script, str(frames), chunk], capture_output=True, text=True,
                          check=True, env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
@@ -229,7 +231,7 @@ def test_chunked_peak_memory_does_not_grow_with_length():
 
 
 def test_int8_activations_round_to_the_nearest_level():
-    from wavediff.inference.engine import INT8_ZERO_POINT, _quantize_rows
+    from wavediff.inference.network import INT8_ZERO_POINT, _quantize_rows
 
     rows = torch.tensor([[-2.0, -0.51, 0.0], [0.26, 1.0, 2.0]], dtype=torch.bfloat16)
     q, scale = _quantize_rows(rows)
@@ -239,7 +241,7 @@ def test_int8_activations_round_to_the_nearest_level():
     assert int(q.min()) == INT8_ZERO_POINT - 127 and int(q.max()) == INT8_ZERO_POINT + 127
 
 
-@pytest.mark.skipif(not __import__("wavediff.inference.engine", fromlist=["x"]).int8_available(),
+@pytest.mark.skipif(not __import__("wavediff.inference.network", fromlist=["x"]).int8_available(),
                     reason="this torch has no oneDNN quantized conv")
 def test_int8_convs_stay_close_to_fp32(small):
     cfg, model, mel = small

@@ -20,7 +20,7 @@ from wavediff.config import SamplerConfig, load_config
 from wavediff.diffusion.samplers import estimate_x0, noise_for_estimate, noised_start, sample
 from wavediff.diffusion.schedule import linear_schedule, lowest_steps, sampling_schedule
 from wavediff.errors import WavediffError
-from wavediff.inference import InferenceEngine
+from wavediff.inference import EngineMode, InferenceEngine
 from wavediff.pipelines import Vocoder
 
 N_FFT, HOP, WIN = 1024, 256, 1024
@@ -176,7 +176,7 @@ def test_engine_with_a_clean_estimate_correction_equals_the_training_module():
     plain = engine.vocode(mels, chain, [torch.Generator().manual_seed(40 + i) for i in range(2)])
     assert (plain[0] - out[0]).abs().max() > 1e-3
     with pytest.raises(WavediffError, match="streaming"):
-        InferenceEngine(model, streaming=True).vocode(mels, chain, correct_x0=[shrink, None])
+        InferenceEngine(model, mode=EngineMode.stream()).vocode(mels, chain, correct_x0=[shrink, None])
 
 
 def _vocoder(overrides=(), **options):
@@ -219,7 +219,7 @@ def test_consistency_runs_on_the_default_cpu_engine_and_changes_the_output():
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_both_sampler_options_run_on_the_fast_precisions(precision):
-    from wavediff.inference.engine import int8_available
+    from wavediff.inference.network import int8_available
 
     if precision == "int8" and not int8_available():
         pytest.skip("this torch build has no oneDNN int8 convolution")

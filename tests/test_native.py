@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from test_inference import _chain, _random_model
-from wavediff.inference import InferenceEngine, native
+from wavediff.inference import EngineMode, InferenceEngine, native
 
 kernels = native.load()
 needs_kernels = pytest.mark.skipif(kernels is None, reason="native kernels unavailable here (no compiler, "
@@ -131,7 +131,7 @@ def test_quantize_equals_torch_and_the_closed_form():
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 @pytest.mark.parametrize("streaming", [False, True])
 def test_engine_with_kernels_stays_as_close_to_fp32_as_without(precision, streaming):
-    from wavediff.inference.engine import int8_available
+    from wavediff.inference.network import int8_available
 
     if precision == "int8" and not int8_available():
         pytest.skip("no oneDNN int8 conv in this torch build")
@@ -141,8 +141,9 @@ def test_engine_with_kernels_stays_as_close_to_fp32_as_without(precision, stream
     ref = InferenceEngine(model).vocode([mel], chain, torch.Generator().manual_seed(9))[0]
     errors = {}
     for flag in (True, False):
-        engine = InferenceEngine(model, precision=precision, native=flag, streaming=streaming)
-        assert (engine.native is not None) == flag
+        engine = InferenceEngine(model, precision=precision, native=flag,
+                                 mode=EngineMode.stream() if streaming else EngineMode.one_pass())
+        assert (engine.net.native is not None) == flag
         out = engine.vocode([mel], chain, torch.Generator().manual_seed(9))[0]
         errors[flag] = ((out - ref).abs().max() / ref.abs().max()).item()
     assert errors[True] < 1.5 * errors[False] + 1e-3, errors
@@ -165,7 +166,7 @@ def test_kernels_are_built_into_the_cache_or_fall_back(tmp_path):
         cfg, model = _random_model()
         engine = InferenceEngine(model, precision="bf16")
         out = engine.vocode([torch.rand(cfg.mel.n_mels, 3)], _chain(cfg))[0]
-        print("LOADED", k is not None, engine.native is not None, bool(torch.isfinite(out).all()))
+        print("LOADED", k is not None, engine.net.native is not None, bool(torch.isfinite(out).all()))
     """.format(tests=os.path.dirname(__file__))
     off = _in_subprocess(code, {"WAVEDIFF_NATIVE": "0", "WAVEDIFF_CACHE": str(tmp_path / "a")})
     assert "LOADED False False True" in off.stdout, off.stderr
@@ -185,18 +186,19 @@ def test_kernels_are_built_into_the_cache_or_fall_back(tmp_path):
 def test_int8_projections_equal_the_float_matrices():
     """Each int8 layer's one GEMM gives [residual | skip] of uint8 gate levels (the last layer:
     skip only), against float64 products of the dequantized levels with the float weights."""
-    from wavediff.inference.engine import GATE_SCALE, INT8_ZERO_POINT, int8_available
+    from wavediff.inference.network import GATE_SCALE, INT8_ZERO_POINT, int8_available
 
     if not int8_available() or kernels is None:
         pytest.skip("no oneDNN int8 in this torch build, or no native kernels (the projections stay bf16)")
     cfg, model = _random_model()
     engine = InferenceEngine(model, precision="int8")
-    assert engine.int8_projections and InferenceEngine(model, precision="int8", native=False).layers[0].projection is None
+    without = InferenceEngine(model, precision="int8", native=False)
+    assert engine.net.int8_projections and without.net.layers[0].projection is None
     torch.manual_seed(5)
-    levels = torch.randint(1, 256, (300, engine.channels), dtype=torch.uint8)
+    levels = torch.randint(1, 256, (300, engine.net.channels), dtype=torch.uint8)
     g = (levels.double() - INT8_ZERO_POINT) * GATE_SCALE
-    for index, (layer, folded) in enumerate(zip(engine.layers, engine.folded.layers)):
-        last = index == len(engine.layers) - 1
+    for index, (layer, folded) in enumerate(zip(engine.net.layers, engine.net.folded.layers)):
+        last = index == len(engine.net.layers) - 1
         weights = folded.skip_weight if last else torch.cat([folded.residual_weight, folded.skip_weight], 1)
         y = torch.ops.onednn.qlinear_pointwise(levels, GATE_SCALE, INT8_ZERO_POINT, layer.projection,
                                                layer.projection_scale, layer.projection_zero, None, 1.0, 0,

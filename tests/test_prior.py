@@ -20,7 +20,7 @@ from wavediff.diffusion.prior import frame_std, max_frame_energy, noise_std
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
-from wavediff.inference import InferenceEngine
+from wavediff.inference import EngineMode, InferenceEngine
 
 
 def _prior_config(preset="tiny", energy_max=2.0, std_min=0.1):
@@ -126,7 +126,7 @@ def test_engine_with_the_prior_equals_the_training_module(streaming):
     stds = [noise_std(m, cfg.mel, cfg.diffusion) for m in mels]
     assert float(stds[1].min()) < float(stds[0].max())
     chain = _chain(cfg, 6)
-    engine = InferenceEngine(model, streaming=streaming, block_rows=700)
+    engine = InferenceEngine(model, mode=EngineMode.stream(700) if streaming else EngineMode.one_pass())
     gens = [torch.Generator().manual_seed(30 + i) for i in range(len(mels))]
     out = engine.vocode(mels, chain, gens, noise_std=stds)
     for i, m in enumerate(mels):

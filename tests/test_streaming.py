@@ -13,9 +13,9 @@ import torch
 
 from test_inference import PEAK_SCRIPT, _chain, _random_model, _reference
 from wavediff.errors import WavediffError
-from wavediff.inference import InferenceEngine
-from wavediff.inference.streaming import (NOISE_PIECE, RingRows, padding_ranges, piece_sizes, place_cursors,
-                                          split_rows, tile_span)
+from wavediff.inference import EngineMode, InferenceEngine
+from wavediff.inference.network import Segment, padding_ranges
+from wavediff.inference.streaming import NOISE_PIECE, RingRows, piece_sizes, place_cursors, split_rows, tile_span
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_streaming_equals_the_training_module(small, steps, block):
     cfg, model, mel = small
     chain = _chain(cfg, steps)
     ref = _reference(model, mel, chain, seed=1)
-    engine = InferenceEngine(model, streaming=True, block_rows=block)
+    engine = InferenceEngine(model, mode=EngineMode.stream(block))
     out = engine.vocode([mel], chain, torch.Generator().manual_seed(1))[0]
     assert ref.abs().max() > 0.5
     assert (out - ref).abs().max() < 1e-4
@@ -72,7 +72,7 @@ def test_streaming_batch_equals_each_utterance_alone(small):
     cfg, model, mel = small
     chain = _chain(cfg)
     mels = [mel, torch.rand(cfg.mel.n_mels, 7), torch.rand(cfg.mel.n_mels, 19), torch.rand(cfg.mel.n_mels, 1)]
-    engine = InferenceEngine(model, streaming=True, block_rows=640)
+    engine = InferenceEngine(model, mode=EngineMode.stream(640))
     gens = [torch.Generator().manual_seed(20 + i) for i in range(len(mels))]
     batch = engine.vocode(mels, chain, gens)
     for i, m in enumerate(mels):
@@ -87,7 +87,7 @@ def test_streaming_with_given_start_and_shared_generator_equals_one_pass(small):
     mels = [mel, torch.rand(cfg.mel.n_mels, 11)]
     starts = [torch.randn(m.shape[-1] * 256) for m in mels]
     one = InferenceEngine(model).vocode(mels, chain, torch.Generator().manual_seed(4), x_start=starts)
-    streamed = InferenceEngine(model, streaming=True, block_rows=512).vocode(
+    streamed = InferenceEngine(model, mode=EngineMode.stream(512)).vocode(
         mels, chain, torch.Generator().manual_seed(4), x_start=starts)
     for a, b in zip(one, streamed):
         assert (a - b).abs().max() < 1e-4
@@ -95,14 +95,14 @@ def test_streaming_with_given_start_and_shared_generator_equals_one_pass(small):
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_reduced_precision_streaming_stays_close_to_fp32(small, precision):
-    from wavediff.inference.engine import int8_available
+    from wavediff.inference.network import int8_available
 
     if precision == "int8" and not int8_available():
         pytest.skip("no oneDNN int8 conv in this torch build")
     cfg, model, mel = small
     chain = _chain(cfg)
     ref = InferenceEngine(model).vocode([mel], chain, torch.Generator().manual_seed(2))[0]
-    out = InferenceEngine(model, precision=precision, streaming=True, block_rows=300).vocode(
+    out = InferenceEngine(model, precision=precision, mode=EngineMode.stream(300)).vocode(
         [mel], chain, torch.Generator().manual_seed(2))[0]
     rel = ((out - ref).abs().max() / ref.abs().max()).item()
     assert 0 < rel < (0.01 if precision == "bf16" else 0.03)
@@ -143,25 +143,28 @@ def test_tile_spans_cover_the_new_rows_with_few_shapes(o0, o1, total):
 
 def test_split_and_padding_ranges():
     assert split_rows(3, 10, 4) == [(3, 7), (7, 10)]
-    from wavediff.inference.engine import _Segment
 
-    segs = [_Segment(0, 4, 5), _Segment(1, 12, 3)]
+    segs = [Segment(0, 4, 5), Segment(1, 12, 3)]
     assert padding_ranges(segs, 0, 20) == [(0, 4), (9, 12), (15, 20)]
     assert padding_ranges(segs, 5, 8) == []
     assert padding_ranges([], 2, 6) == [(2, 6)]
 
 
-def test_streaming_refuses_chunks_and_bad_blocks(small):
-    _, model, _ = small
-    with pytest.raises(WavediffError, match="excludes chunk_samples=100"):
-        InferenceEngine(model, streaming=True, chunk_samples=100)
+def test_engine_modes_refuse_settings_of_another_mode_and_bad_blocks():
+    with pytest.raises(WavediffError, match="chunk_samples=100 is for chunks, not stream"):
+        EngineMode("stream", chunk_samples=100)
+    with pytest.raises(WavediffError, match="block_rows=8 is for streaming, not chunks"):
+        EngineMode("chunks", chunk_samples=100, block_rows=8)
     with pytest.raises(WavediffError, match="block_rows=0"):
-        InferenceEngine(model, streaming=True, block_rows=0)
+        EngineMode.stream(0)
+    with pytest.raises(WavediffError, match=r"engine mode 'windows'.*\['one-pass', 'chunks', 'stream'\]"):
+        EngineMode("windows")
+    assert str(EngineMode.chunks(100)) == "chunks of 100 samples" and EngineMode() == EngineMode.one_pass()
 
 
 def _stream_peak_growth(frames: int) -> int:
     import pathlib
-    script = "from wavediff.inference import InferenceEngine\n" + PEAK_SCRIPT.format(
+    script = "from wavediff.inference import EngineMode, InferenceEngine\n" + PEAK_SCRIPT.format(
         tests=str(pathlib.Path(__file__).parent))
     script = script.replace("_chain(cfg, 1)", "_chain(cfg, 6)")
     out = subprocess.run([sys.executable, "-c", script, str(frames), "stream"], capture_output=True, text=True,

@@ -31,6 +31,7 @@ from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, linea
                                          sampling_schedule)
 from wavediff.errors import WavediffError
 from wavediff.inference import InferenceEngine
+from wavediff.inference.mode import EngineMode
 from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB, engine_mode
 from wavediff.models.diffwave import DiffWave, build_model
 from wavediff.precision import GENERATION_PRECISIONS, check_precision, resolve_precision
@@ -102,7 +103,7 @@ class Vocoder(_Pipeline):
         self.chunk_seconds = chunk_seconds
         self.max_memory_gb = max_memory_gb
         self.weights = weights
-        self._engines: dict[int | str | None, InferenceEngine] = {}
+        self._engines: dict[EngineMode, InferenceEngine] = {}
 
     @classmethod
     def pretrained(cls, name: str | None = None, device: str = "auto", **options: Any) -> Self:
@@ -162,7 +163,7 @@ class Vocoder(_Pipeline):
                 + (" (values in [0, 1] look like a dB-normalised diffwave mel)" if lo >= 0 and hi <= 1 else "")
             )
 
-    def chunk_samples(self, total_samples: int, streaming: bool = True) -> int | str | None:
+    def engine_mode(self, total_samples: int, streaming: bool = True) -> EngineMode:
         """How the engine covers a batch of ``total_samples`` (see :func:`~wavediff.inference.planning.engine_mode`);
         ``streaming=False`` for a sampler that needs whole steps (``sampler.consistency``)."""
         return engine_mode(self.chunk_seconds, self.device.type, total_samples, self.config, self.precision,
@@ -170,12 +171,11 @@ class Vocoder(_Pipeline):
 
     def engine(self, total_samples: int, streaming: bool = True) -> InferenceEngine:
         """The inference engine for a batch of ``total_samples`` (built once per window size)."""
-        chunk = self.chunk_samples(total_samples, streaming)
-        if chunk not in self._engines:
-            self._engines[chunk] = InferenceEngine(
-                self.model, precision=self.precision, weights=self.weights, device=self.device,
-                chunk_samples=None if chunk == "stream" else chunk, streaming=chunk == "stream")
-        return self._engines[chunk]
+        mode = self.engine_mode(total_samples, streaming)
+        if mode not in self._engines:
+            self._engines[mode] = InferenceEngine(self.model, precision=self.precision, weights=self.weights,
+                                                  device=self.device, mode=mode)
+        return self._engines[mode]
 
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor | np.ndarray | Sequence[torch.Tensor], steps: int = 6, *,

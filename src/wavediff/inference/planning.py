@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from wavediff.config import RunConfig
 from wavediff.inference.engine import DEFAULT_CACHE_BYTES
+from wavediff.inference.mode import EngineMode
 from wavediff.precision import element_bytes
 
 DEFAULT_MAX_MEMORY_GB = 4.0
@@ -27,23 +28,22 @@ def one_pass_bytes(total_samples: int, config: RunConfig, precision: str,
 
 def engine_mode(chunk_seconds: float | str | None, device_type: str, total_samples: int, config: RunConfig,
                 precision: str, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
-                streaming: bool = True) -> int | str | None:
+                streaming: bool = True) -> EngineMode:
     """How the engine covers a batch of ``total_samples``.
 
-    ``"stream"``: every step and layer advance together (exact, each conditioner projection
+    Streaming: every step and layer advance together (exact, each conditioner projection
     computed once, bounded memory; the fastest on a CPU), for ``chunk_seconds='stream'`` and
-    for ``'auto'`` on a CPU. ``None``: one pass, for ``chunk_seconds=None`` and for ``'auto'``
-    on other devices (few large kernels suit a GPU) while one pass needs at most
-    ``max_memory_gb``. A window in samples: ``chunk_seconds`` given, or ``'auto'`` beyond that
-    memory (10 s windows). ``streaming=False`` (a sampler that needs every sample of a step at
+    for ``'auto'`` on a CPU. One pass: for ``chunk_seconds=None`` and for ``'auto'`` on other
+    devices (few large kernels suit a GPU) while one pass needs at most ``max_memory_gb``.
+    Chunks: windows of ``chunk_seconds``, or of 10 s for ``'auto'`` beyond that memory. ``streaming=False`` (a sampler that needs every sample of a step at
     once) makes ``'auto'`` choose one pass or windows on a CPU too."""
     if chunk_seconds is None:
-        return None
+        return EngineMode.one_pass()
     if chunk_seconds == "stream" or (chunk_seconds == "auto" and device_type == "cpu" and streaming):
-        return "stream"
+        return EngineMode.stream()
     rate = config.mel.sample_rate
     if chunk_seconds == "auto":
         if one_pass_bytes(total_samples, config, precision) <= max_memory_gb * 2 ** 30:
-            return None
-        return int(AUTO_CHUNK_SECONDS * rate)
-    return max(1, int(round(float(chunk_seconds) * rate)))
+            return EngineMode.one_pass()
+        return EngineMode.chunks(int(AUTO_CHUNK_SECONDS * rate))
+    return EngineMode.chunks(max(1, int(round(float(chunk_seconds) * rate))))

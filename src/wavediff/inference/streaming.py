@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-if TYPE_CHECKING:   # the engine imports this module
+from wavediff.inference.network import FoldedNetwork, Segment, padding_ranges
+
+if TYPE_CHECKING:
     from wavediff.diffusion.schedule import SamplingSchedule
-    from wavediff.inference.engine import InferenceEngine, _Segment
 
 NOISE_PIECE = 65536   # a multiple of 16: see piece_sizes
 PAD_UNIT = 2048       # short tiles are padded to a multiple of this many rows (see tile_span)
@@ -191,37 +192,21 @@ def tile_span(o0: int, o1: int, block: int, unit: int, total: int) -> tuple[int,
     return o0, o0 + m
 
 
-def padding_ranges(segments: Sequence["_Segment"], a: int, b: int) -> list[tuple[int, int]]:
-    """Rows of ``[a, b)`` outside every segment (segments sorted by start)."""
-    out, prev = [], a
-    for seg in segments:
-        if seg.stop <= a:
-            continue
-        if seg.start >= b:
-            break
-        if seg.start > prev:
-            out.append((prev, seg.start))
-        prev = max(prev, seg.stop)
-    if prev < b:
-        out.append((prev, b))
-    return out
-
-
-def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segments: Sequence["_Segment"],
+def stream_chain(net: FoldedNetwork, mels: Sequence[torch.Tensor], segments: Sequence[Segment],
                  total: int, chain: "SamplingSchedule", starts: Sequence[torch.Tensor | NoiseCursor],
                  noise: dict[tuple[int, int], NoiseCursor], block_rows: int) -> list[torch.Tensor]:
     """Run the reverse chain over the layout, streaming; returns each segment's ``(L_i,)`` fp32 output.
 
     Args:
-        engine: supplies the folded layers, the conv and the workspace.
+        net: the folded network: its layers, kernels and workspace.
         mels, segments, total: the utterances' mels and their layout rows (``total`` rows).
         chain: the sampling schedule, ``S = chain.num_steps`` steps.
         starts: per segment index, ``x_S`` as a ``(L_i,)`` tensor or a cursor to draw it from.
         noise: ``(s, segment index)`` -> cursor of step ``s``'s noise, for ``s = S-1 .. 1``.
         block_rows: ``B``, rows every stream advances per block.
     """
-    S, layers = chain.num_steps, engine.layers
-    L, C, dt, dev = len(layers), engine.channels, engine.dtype, engine.device
+    S, layers = chain.num_steps, net.layers
+    L, C, dt, dev = len(layers), net.channels, net.dtype, net.device
     dil = [layer.dilation for layer in layers]
     reach = list(itertools.accumulate(dil))   # reach[l] = d_0 + ... + d_l
     R = reach[-1]
@@ -232,8 +217,8 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     period = min(B + max(S - 1, 1) * R, padded_total)
     tile = B   # a layer's block is one tile: every kernel sees the same few shapes (see tile_span)
     pre = unit   # rows of room before a layer's context in the work buffers, for tiles padded backwards
-    ws = engine.workspace
-    biases, fills = engine.folded.step_constants(chain.steps)
+    ws = net.workspace
+    biases, fills = net.folded.step_constants(chain.steps)
     biases, fills = biases.to(dev, dt), fills.to(dev, dt)
     reverse = chain.reverse_steps()   # reverse[k]: the k-th step run, s = S - k
 
@@ -242,7 +227,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     skips = [RingRows(ws.get(f"stream_skip{k}", (min(padded_total, SKIP_PERIODS * period), C), dt))
              for k in range(S)]
     conds = [RingRows(ws.get(f"stream_cond{l}", (period, 2 * C), dt)) for l in range(L)]
-    mel_ring = RingRows(ws.get("stream_mel", (period, engine.folded.n_mels), dt))
+    mel_ring = RingRows(ws.get("stream_mel", (period, net.folded.n_mels), dt))
     context = ws.get("stream_context", (S, 2 * R, C), dt)
     offsets = [0] + [2 * r for r in reach[:-1]]   # layer l's context: rows [offsets[l], offsets[l] + 2 d_l)
     for k in range(S):
@@ -251,10 +236,10 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     width = pre + B + 3 * max(dil) + unit
     work = [ws.get("stream_a", (width, C), dt), ws.get("stream_b", (width, C), dt)]
     ybuf = ws.get("conv_out", (tile, 2 * C), dt)
-    gate = ws.get("gate", (tile, C), engine.gate_dtype)
+    gate = ws.get("gate", (tile, C), net.gate_dtype)
     wide = ws.get("stream_wrap_wide", (tile, 2 * C), dt)         # tiles that wrap around a ring
     narrow = ws.get("stream_wrap_narrow", (tile, C), dt)
-    mel_tile = ws.get("stream_wrap_mel", (tile, engine.folded.n_mels), dt)
+    mel_tile = ws.get("stream_wrap_mel", (tile, net.folded.n_mels), dt)
     x_tile = ws.get("stream_wrap_x", (tile,), torch.float32)
     outputs = [torch.empty(seg.length, dtype=torch.float32, device=dev) for seg in segments]
 
@@ -282,7 +267,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
     while True:
         # the upsampled mel and every layer's conditioner, for the rows step 0 reaches in this block
         for a, b in split_rows(front(j - 1, 0, 0), front(j, 0, 0), tile):
-            mel_ring.write(a, engine._upsample_into(mels, segments, a, b, mel_tile[:b - a]))
+            mel_ring.write(a, net.upsample_into(mels, segments, a, b, mel_tile[:b - a]))
         for l, layer in enumerate(layers):
             for a, b in split_rows(front(j - 1, 0, l), front(j, 0, l), tile):
                 inside = conds[l].view(a, b)
@@ -303,7 +288,7 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
             i0, i1 = front(j - 1, k, -1), front(j, k, -1)
             c = pre + 2 * dil[0]
             for a, b in split_rows(i0, i1, tile):   # input layer: h_0 = relu(w x + b)
-                h = torch.addmm(engine.in_bias, xs[k].read(a, b, x_tile).unsqueeze(1), engine.in_weight)
+                h = torch.addmm(net.in_bias, xs[k].read(a, b, x_tile).unsqueeze(1), net.in_weight)
                 cur[c + a - i0:c + b - i0] = h.relu_()
             for l, layer in enumerate(layers):
                 d = dil[l]
@@ -323,24 +308,24 @@ def stream_chain(engine: "InferenceEngine", mels: Sequence[torch.Tensor], segmen
                     if t1 + d > in1:           # past the layout's end: padding
                         cur[in1 - base:t1 + d - base] = fill[l]
                     cond = conds[l].pieces(t0, t1)   # rows outside [o0, o1) feed only rows that are thrown away
-                    if isinstance(cond, tuple) and not engine.defers_conditioner:
+                    if isinstance(cond, tuple) and not net.defers_conditioner:
                         cond = conds[l].read(t0, t1, wide)
-                    y, left = engine._conv(layer, cur[t0 - d - base:t1 + d - base], bias[l], cond, None, ybuf)
+                    y, left = net.conv(layer, cur[t0 - d - base:t1 + d - base], bias[l], cond, None, ybuf)
                     n = t1 - t0
-                    g = engine._gate(y, gate[:n], left)
+                    g = net.gate(y, gate[:n], left)
                     residual = None
                     if l + 1 < L:   # the next layer's new rows, where its base puts them
                         at = t0 - (o0 - 2 * dil[l + 1] - pre)
                         residual = (cur[t0 - base:t1 - base], nxt[at:at + n])
                     # only rows [o0, o1) are new (a padded tile's others are thrown away)
-                    engine._project(layer, g, residual, skips[k].pieces(o0, o1), (o0 - t0, o1 - t0), l > 0, narrow)
+                    net.project(layer, g, residual, skips[k].pieces(o0, o1), (o0 - t0, o1 - t0), l > 0, narrow)
                 ctx.copy_(cur[in1 - 2 * d - base:in1 - base])   # the last 2d input rows, for the next block
                 cur, nxt = nxt, cur
             # rows of eps_theta complete in this block: the reverse step's update on them
             e0, e1 = front(j - 1, k, L - 1), front(j, k, L - 1)
             for a, b in split_rows(e0, e1, tile):
-                h = torch.addmm(engine.skip_bias, skips[k].read(a, b, narrow), engine.skip_weight).relu_()
-                eps = torch.addmm(engine.out_bias.to(dt), h, engine.out_weight)[:, 0].float()
+                h = torch.addmm(net.skip_bias, skips[k].read(a, b, narrow), net.skip_weight).relu_()
+                eps = torch.addmm(net.out_bias.to(dt), h, net.out_weight)[:, 0].float()
                 x = xs[k].read(a, b, x_tile)
 
                 def update(seg, lo, hi, x=x, eps=eps, a=a):
