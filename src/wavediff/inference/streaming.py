@@ -29,7 +29,7 @@ What this buys, against one pass and against chunks with overlap:
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
@@ -205,145 +205,187 @@ def stream_chain(net: FoldedNetwork, mels: Sequence[torch.Tensor], segments: Seq
         noise: ``(s, segment index)`` -> cursor of step ``s``'s noise, for ``s = S-1 .. 1``.
         block_rows: ``B``, rows every stream advances per block.
     """
-    S, layers = chain.num_steps, net.layers
-    L, C, dt, dev = len(layers), net.channels, net.dtype, net.device
-    dil = [layer.dilation for layer in layers]
-    reach = list(itertools.accumulate(dil))   # reach[l] = d_0 + ... + d_l
-    R = reach[-1]
-    unit = min(PAD_UNIT, block_rows)
-    padded_total = -(-total // unit) * unit
-    B = min(block_rows, padded_total)   # a short layout is one block
-    # the longest span of rows any ring must hold, or the whole layout when that is shorter
-    period = min(B + max(S - 1, 1) * R, padded_total)
-    tile = B   # a layer's block is one tile: every kernel sees the same few shapes (see tile_span)
-    pre = unit   # rows of room before a layer's context in the work buffers, for tiles padded backwards
-    ws = net.workspace
-    biases, fills = net.folded.step_constants(chain.steps)
-    biases, fills = biases.to(dev, dt), fills.to(dev, dt)
-    reverse = chain.reverse_steps()   # reverse[k]: the k-th step run, s = S - k
+    return StreamingChain(net, mels, segments, total, chain, starts, noise, block_rows).run()
 
-    xs = [RingRows(ws.get(f"stream_x{k}", (period,), torch.float32)) for k in range(S)]
-    # the skip sums wrap at every tile of some layer unless their ring is long (64 B a row more)
-    skips = [RingRows(ws.get(f"stream_skip{k}", (min(padded_total, SKIP_PERIODS * period), C), dt))
-             for k in range(S)]
-    conds = [RingRows(ws.get(f"stream_cond{l}", (period, 2 * C), dt)) for l in range(L)]
-    mel_ring = RingRows(ws.get("stream_mel", (period, net.folded.n_mels), dt))
-    context = ws.get("stream_context", (S, 2 * R, C), dt)
-    offsets = [0] + [2 * r for r in reach[:-1]]   # layer l's context: rows [offsets[l], offsets[l] + 2 d_l)
-    for k in range(S):
-        for l in range(L):
-            context[k, offsets[l]:offsets[l] + 2 * dil[l]] = fills[S - 1 - k][l]
-    width = pre + B + 3 * max(dil) + unit
-    work = [ws.get("stream_a", (width, C), dt), ws.get("stream_b", (width, C), dt)]
-    ybuf = ws.get("conv_out", (tile, 2 * C), dt)
-    gate = ws.get("gate", (tile, C), net.gate_dtype)
-    wide = ws.get("stream_wrap_wide", (tile, 2 * C), dt)         # tiles that wrap around a ring
-    narrow = ws.get("stream_wrap_narrow", (tile, C), dt)
-    mel_tile = ws.get("stream_wrap_mel", (tile, net.folded.n_mels), dt)
-    x_tile = ws.get("stream_wrap_x", (tile,), torch.float32)
-    outputs = [torch.empty(seg.length, dtype=torch.float32, device=dev) for seg in segments]
 
-    def front(j: int, k: int, l: int) -> int:
-        """Rows of layer ``l``'s output (``-1``: the step's input) complete after block ``j``."""
-        return min(max((j + 1) * B - k * R - (reach[l] if l >= 0 else 0), 0), total)
+class StreamingChain:
+    """One streaming run (see the module's docstring and :func:`stream_chain` for the arguments).
 
-    def write_segments(a: int, b: int, dest: torch.Tensor, values, zero_padding: bool) -> None:
+    Each block ``j`` does, in order: :meth:`_feed_conditioner` (the upsampled mel and every
+    layer's conditioner projection for the rows step 0 reaches), :meth:`_feed_start` (x_S for
+    the rows step 0 takes in), then for every step ``k`` :meth:`_advance_step`: the input layer,
+    each residual layer (:meth:`_advance_layer`) and the reverse step's update on the rows of
+    eps_theta that became complete (:meth:`_update`).
+    """
+
+    def __init__(self, net: FoldedNetwork, mels: Sequence[torch.Tensor], segments: Sequence[Segment],
+                 total: int, chain: "SamplingSchedule", starts: Sequence[torch.Tensor | NoiseCursor],
+                 noise: dict[tuple[int, int], NoiseCursor], block_rows: int) -> None:
+        self.net, self.mels, self.segments, self.total = net, mels, segments, total
+        self.starts, self.noise = starts, noise
+        S, layers = chain.num_steps, net.layers
+        L, C, dt, dev = len(layers), net.channels, net.dtype, net.device
+        self.S, self.L, self.dev = S, L, dev
+        self.dil = dil = [layer.dilation for layer in layers]
+        self.reach = reach = list(itertools.accumulate(dil))   # reach[l] = d_0 + ... + d_l
+        R = self.R = reach[-1]
+        self.unit = unit = min(PAD_UNIT, block_rows)
+        padded_total = -(-total // unit) * unit
+        self.B = B = min(block_rows, padded_total)   # a short layout is one block
+        # the longest span of rows any ring must hold, or the whole layout when that is shorter
+        period = min(B + max(S - 1, 1) * R, padded_total)
+        self.tile = tile = B   # a layer's block is one tile: every kernel sees the same few shapes (see tile_span)
+        self.pre = pre = unit   # rows of room before a layer's context in the work buffers, for tiles padded backwards
+        ws = net.workspace
+        biases, fills = net.folded.step_constants(chain.steps)
+        self.biases, self.fills = biases.to(dev, dt), fills.to(dev, dt)
+        self.reverse = chain.reverse_steps()   # reverse[k]: the k-th step run, s = S - k
+
+        self.xs = [RingRows(ws.get(f"stream_x{k}", (period,), torch.float32)) for k in range(S)]
+        # the skip sums wrap at every tile of some layer unless their ring is long (64 B a row more)
+        self.skips = [RingRows(ws.get(f"stream_skip{k}", (min(padded_total, SKIP_PERIODS * period), C), dt))
+                      for k in range(S)]
+        self.conds = [RingRows(ws.get(f"stream_cond{l}", (period, 2 * C), dt)) for l in range(L)]
+        self.mel_ring = RingRows(ws.get("stream_mel", (period, net.folded.n_mels), dt))
+        self.context = ws.get("stream_context", (S, 2 * R, C), dt)
+        self.offsets = [0] + [2 * r for r in reach[:-1]]   # layer l's context: rows [offsets[l], offsets[l] + 2 d_l)
+        for k in range(S):
+            for l in range(L):
+                self.context[k, self.offsets[l]:self.offsets[l] + 2 * dil[l]] = self.fills[S - 1 - k][l]
+        width = pre + B + 3 * max(dil) + unit
+        self.work = (ws.get("stream_a", (width, C), dt), ws.get("stream_b", (width, C), dt))
+        self.ybuf = ws.get("conv_out", (tile, 2 * C), dt)
+        self.gate = ws.get("gate", (tile, C), net.gate_dtype)
+        self.wide = ws.get("stream_wrap_wide", (tile, 2 * C), dt)         # tiles that wrap around a ring
+        self.narrow = ws.get("stream_wrap_narrow", (tile, C), dt)
+        self.mel_tile = ws.get("stream_wrap_mel", (tile, net.folded.n_mels), dt)
+        self.x_tile = ws.get("stream_wrap_x", (tile,), torch.float32)
+        self.outputs = [torch.empty(seg.length, dtype=torch.float32, device=dev) for seg in segments]
+
+    def run(self) -> list[torch.Tensor]:
+        j = 0
+        while True:
+            self._feed_conditioner(j)
+            self._feed_start(j)
+            for k in range(self.S):
+                self._advance_step(j, k)
+            if self.front(j, self.S - 1, self.L - 1) >= self.total:
+                return self.outputs
+            j += 1
+
+    def front(self, j: int, k: int, l: int) -> int:
+        """Rows of layer ``l``'s output (``-1``: the step's input) of step ``k`` complete after block ``j``."""
+        return min(max((j + 1) * self.B - k * self.R - (self.reach[l] if l >= 0 else 0), 0), self.total)
+
+    def _write_segments(self, a: int, b: int, dest: torch.Tensor,
+                        values: Callable[[Segment, int, int], torch.Tensor], zero_padding: bool) -> None:
         """``dest`` holds rows ``[a, b)``; ``values(seg, lo, hi)`` gives a segment's rows ``[lo, hi)``."""
-        for seg in segments:
+        for seg in self.segments:
             lo, hi = max(a, seg.start), min(b, seg.stop)
             if lo < hi:
                 dest[lo - a:hi - a] = values(seg, lo, hi)
         if zero_padding:
-            for p0, p1 in padding_ranges(segments, a, b):
+            for p0, p1 in padding_ranges(self.segments, a, b):
                 dest[p0 - a:p1 - a] = 0.0
 
-    def start_rows(seg, lo: int, hi: int) -> torch.Tensor:
-        src = starts[seg.index]
+    def _start_rows(self, seg: Segment, lo: int, hi: int) -> torch.Tensor:
+        src = self.starts[seg.index]
         if isinstance(src, NoiseCursor):
-            return src.take(hi - lo).to(dev)
+            return src.take(hi - lo).to(self.dev)
         return src[lo - seg.start:hi - seg.start]
 
-    j = 0
-    while True:
-        # the upsampled mel and every layer's conditioner, for the rows step 0 reaches in this block
+    def _feed_conditioner(self, j: int) -> None:
+        """The upsampled mel and every layer's conditioner projection, for the rows step 0 reaches in block ``j``."""
+        net, front, tile = self.net, self.front, self.tile
         for a, b in split_rows(front(j - 1, 0, 0), front(j, 0, 0), tile):
-            mel_ring.write(a, net.upsample_into(mels, segments, a, b, mel_tile[:b - a]))
-        for l, layer in enumerate(layers):
+            self.mel_ring.write(a, net.upsample_into(self.mels, self.segments, a, b, self.mel_tile[:b - a]))
+        for l, layer in enumerate(net.layers):
             for a, b in split_rows(front(j - 1, 0, l), front(j, 0, l), tile):
-                inside = conds[l].view(a, b)
-                cond = torch.mm(mel_ring.read(a, b, mel_tile), layer.cond_weight,
-                                out=inside if inside is not None else wide[:b - a])
+                inside = self.conds[l].view(a, b)
+                cond = torch.mm(self.mel_ring.read(a, b, self.mel_tile), layer.cond_weight,
+                                out=inside if inside is not None else self.wide[:b - a])
                 if inside is None:
-                    conds[l].write(a, cond)
-        # x_S for the rows step 0 takes in
-        for a, b in split_rows(front(j - 1, 0, -1), front(j, 0, -1), tile):
-            write_segments(a, b, x_tile[:b - a], start_rows, zero_padding=True)
-            xs[0].write(a, x_tile[:b - a])
+                    self.conds[l].write(a, cond)
 
-        for k in range(S):
-            step = reverse[k]
-            s = step.index
-            bias, fill = biases[s], fills[s]
-            cur, nxt = work
-            i0, i1 = front(j - 1, k, -1), front(j, k, -1)
-            c = pre + 2 * dil[0]
-            for a, b in split_rows(i0, i1, tile):   # input layer: h_0 = relu(w x + b)
-                h = torch.addmm(net.in_bias, xs[k].read(a, b, x_tile).unsqueeze(1), net.in_weight)
-                cur[c + a - i0:c + b - i0] = h.relu_()
-            for l, layer in enumerate(layers):
-                d = dil[l]
-                in0, in1 = front(j - 1, k, l - 1), front(j, k, l - 1)
-                o0, o1 = front(j - 1, k, l), front(j, k, l)
-                if in1 == in0 and o1 == o0:
-                    continue   # nothing new reached this layer (its context stays; the next layer's input is empty)
-                ctx = context[k, offsets[l]:offsets[l] + 2 * d]
-                base = in0 - 2 * d - pre   # the absolute row of cur[0]; cur[pre:pre + 2d] is the context
-                cur[pre:pre + 2 * d] = ctx
-                for p0, p1 in padding_ranges(segments, in0, in1):
-                    cur[p0 - base:p1 - base] = fill[l]
-                if o1 > o0:
-                    t0, t1 = tile_span(o0, o1, B, unit, total)
-                    if t0 - d < in0 - 2 * d:   # padded backwards: rows before the layout
-                        cur[t0 - d - base:pre] = fill[l]
-                    if t1 + d > in1:           # past the layout's end: padding
-                        cur[in1 - base:t1 + d - base] = fill[l]
-                    cond = conds[l].pieces(t0, t1)   # rows outside [o0, o1) feed only rows that are thrown away
-                    if isinstance(cond, tuple) and not net.defers_conditioner:
-                        cond = conds[l].read(t0, t1, wide)
-                    y, left = net.conv(layer, cur[t0 - d - base:t1 + d - base], bias[l], cond, None, ybuf)
-                    n = t1 - t0
-                    g = net.gate(y, gate[:n], left)
-                    residual = None
-                    if l + 1 < L:   # the next layer's new rows, where its base puts them
-                        at = t0 - (o0 - 2 * dil[l + 1] - pre)
-                        residual = (cur[t0 - base:t1 - base], nxt[at:at + n])
-                    # only rows [o0, o1) are new (a padded tile's others are thrown away)
-                    net.project(layer, g, residual, skips[k].pieces(o0, o1), (o0 - t0, o1 - t0), l > 0, narrow)
-                ctx.copy_(cur[in1 - 2 * d - base:in1 - base])   # the last 2d input rows, for the next block
+    def _feed_start(self, j: int) -> None:
+        """x_S for the rows step 0 takes in during block ``j`` (zero on padding rows)."""
+        x_tile = self.x_tile
+        for a, b in split_rows(self.front(j - 1, 0, -1), self.front(j, 0, -1), self.tile):
+            self._write_segments(a, b, x_tile[:b - a], self._start_rows, zero_padding=True)
+            self.xs[0].write(a, x_tile[:b - a])
+
+    def _advance_step(self, j: int, k: int) -> None:
+        """Step ``k`` of the chain over the rows block ``j`` completes: input layer, residual layers, update."""
+        cur, nxt = self.work
+        i0, i1 = self.front(j - 1, k, -1), self.front(j, k, -1)
+        c = self.pre + 2 * self.dil[0]
+        for a, b in split_rows(i0, i1, self.tile):   # input layer: h_0 = relu(w x + b)
+            cur[c + a - i0:c + b - i0] = self.net.input_layer(self.xs[k].read(a, b, self.x_tile))
+        for l in range(self.L):
+            if self._advance_layer(j, k, l, cur, nxt):
                 cur, nxt = nxt, cur
-            # rows of eps_theta complete in this block: the reverse step's update on them
-            e0, e1 = front(j - 1, k, L - 1), front(j, k, L - 1)
-            for a, b in split_rows(e0, e1, tile):
-                h = torch.addmm(net.skip_bias, skips[k].read(a, b, narrow), net.skip_weight).relu_()
-                eps = torch.addmm(net.out_bias.to(dt), h, net.out_weight)[:, 0].float()
-                x = xs[k].read(a, b, x_tile)
+        self._update(j, k)
 
-                def update(seg, lo, hi, x=x, eps=eps, a=a):
-                    v = step.mean(x[lo - a:hi - a], eps[lo - a:hi - a])
-                    if step.adds_noise:
-                        v.add_(noise[(s, seg.index)].take(hi - lo).to(dev), alpha=step.sigma)
-                    return v
+    def _advance_layer(self, j: int, k: int, l: int, cur: torch.Tensor, nxt: torch.Tensor) -> bool:
+        """Layer ``l`` of step ``k`` over its new rows: reads its input from ``cur`` (after the
+        layer's kept context), writes the next layer's input into ``nxt`` and adds to the skip
+        sum. Returns False when nothing new reached the layer (the buffers are not swapped)."""
+        net, front, pre, unit, B = self.net, self.front, self.pre, self.unit, self.B
+        layer, d = net.layers[l], self.dil[l]
+        fill = self.fills[self.reverse[k].index]
+        bias = self.biases[self.reverse[k].index]
+        in0, in1 = front(j - 1, k, l - 1), front(j, k, l - 1)
+        o0, o1 = front(j - 1, k, l), front(j, k, l)
+        if in1 == in0 and o1 == o0:
+            return False   # nothing new reached this layer (its context stays; the next layer's input is empty)
+        ctx = self.context[k, self.offsets[l]:self.offsets[l] + 2 * d]
+        base = in0 - 2 * d - pre   # the absolute row of cur[0]; cur[pre:pre + 2d] is the context
+        cur[pre:pre + 2 * d] = ctx
+        for p0, p1 in padding_ranges(self.segments, in0, in1):
+            cur[p0 - base:p1 - base] = fill[l]
+        if o1 > o0:
+            t0, t1 = tile_span(o0, o1, B, unit, self.total)
+            if t0 - d < in0 - 2 * d:   # padded backwards: rows before the layout
+                cur[t0 - d - base:pre] = fill[l]
+            if t1 + d > in1:           # past the layout's end: padding
+                cur[in1 - base:t1 + d - base] = fill[l]
+            cond = self.conds[l].pieces(t0, t1)   # rows outside [o0, o1) feed only rows that are thrown away
+            if isinstance(cond, tuple) and not net.defers_conditioner:
+                cond = self.conds[l].read(t0, t1, self.wide)
+            y, left = net.conv(layer, cur[t0 - d - base:t1 + d - base], bias[l], cond, None, self.ybuf)
+            n = t1 - t0
+            g = net.gate(y, self.gate[:n], left)
+            residual = None
+            if l + 1 < self.L:   # the next layer's new rows, where its base puts them
+                at = t0 - (o0 - 2 * self.dil[l + 1] - pre)
+                residual = (cur[t0 - base:t1 - base], nxt[at:at + n])
+            # only rows [o0, o1) are new (a padded tile's others are thrown away)
+            net.project(layer, g, residual, self.skips[k].pieces(o0, o1), (o0 - t0, o1 - t0), l > 0, self.narrow)
+        ctx.copy_(cur[in1 - 2 * d - base:in1 - base])   # the last 2d input rows, for the next block
+        return True
 
-                if k + 1 < S:
-                    new = torch.empty(b - a, dtype=torch.float32, device=dev)
-                    write_segments(a, b, new, update, zero_padding=True)
-                    xs[k + 1].write(a, new)
-                else:
-                    for seg in segments:
-                        lo, hi = max(a, seg.start), min(b, seg.stop)
-                        if lo < hi:
-                            outputs[seg.index][lo - seg.start:hi - seg.start] = update(seg, lo, hi)
-        if front(j, S - 1, L - 1) >= total:
-            break
-        j += 1
-    return outputs
+    def _update(self, j: int, k: int) -> None:
+        """The reverse step's update on the rows of eps_theta step ``k`` completed in block ``j``:
+        into the next step's input ring, or, for the last step, the outputs."""
+        step = self.reverse[k]
+        e0, e1 = self.front(j - 1, k, self.L - 1), self.front(j, k, self.L - 1)
+        for a, b in split_rows(e0, e1, self.tile):
+            eps = self.net.output_layers(self.skips[k].read(a, b, self.narrow))
+            x = self.xs[k].read(a, b, self.x_tile)
+
+            def update(seg: Segment, lo: int, hi: int, x: torch.Tensor = x, eps: torch.Tensor = eps,
+                       a: int = a) -> torch.Tensor:
+                v = step.mean(x[lo - a:hi - a], eps[lo - a:hi - a])
+                if step.adds_noise:
+                    v.add_(self.noise[(step.index, seg.index)].take(hi - lo).to(self.dev), alpha=step.sigma)
+                return v
+
+            if k + 1 < self.S:
+                new = torch.empty(b - a, dtype=torch.float32, device=self.dev)
+                self._write_segments(a, b, new, update, zero_padding=True)
+                self.xs[k + 1].write(a, new)
+            else:
+                for seg in self.segments:
+                    lo, hi = max(a, seg.start), min(b, seg.stop)
+                    if lo < hi:
+                        self.outputs[seg.index][lo - seg.start:hi - seg.start] = update(seg, lo, hi)
