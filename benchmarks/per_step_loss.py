@@ -24,7 +24,7 @@ import torch
 
 from wavediff.data.datasets import ClipDataset
 from wavediff.data.labels import label_index, read_labelled_entries
-from wavediff.pipelines import Generator
+from wavediff.pipelines import Synthesizer
 
 
 def white_baseline(xt: torch.Tensor, alpha_bar: float, power: float) -> torch.Tensor:
@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    generator = Generator.from_checkpoint(args.checkpoint, device="cpu")
+    generator = Synthesizer.from_checkpoint(args.checkpoint, device="cpu")
     model, config = generator.model, generator.config
     class_model = config.model.conditioning == "class"
     entries = read_labelled_entries(args.data)
@@ -62,7 +62,7 @@ def main() -> None:
                           peak_level=config.data.normalization_peak)
     x0, y = dataset.batch(list(range(len(chosen))), random_offset=False)
     power = float(x0.pow(2).mean())
-    alpha_bars = generator.schedule.alphas_cumprod
+    alpha_bars = generator.noise_schedule.alphas_cumprod
     num_steps = len(alpha_bars)
     steps = args.steps or sorted({round(i * (num_steps - 1) / 7) for i in range(8)})
 

@@ -31,10 +31,10 @@ def test_linear_schedule_closed_form():
 
 
 def test_fast_schedule_alignment_matches_the_paper():
-    base = align_schedule(linear_schedule(50, 1e-4, 0.05), BASE_ETAS).steps.tolist()
+    base = align_schedule(linear_schedule(50, 1e-4, 0.05), BASE_ETAS).timesteps.tolist()
     for got, want in zip(base, [0, 0.894, 4.087, 10.45, 22.99, 42.92]):
         assert got == pytest.approx(want, abs=0.01)
-    large = align_schedule(linear_schedule(200, 1e-4, 0.02), LARGE_ETAS).steps.tolist()
+    large = align_schedule(linear_schedule(200, 1e-4, 0.02), LARGE_ETAS).timesteps.tolist()
     for got, want in zip(large, [0, 3.201, 13.43, 33.82, 73.98, 170.61]):
         assert got == pytest.approx(want, abs=0.01)
 
@@ -42,7 +42,7 @@ def test_fast_schedule_alignment_matches_the_paper():
 def test_alignment_interpolates_sqrt_alphas_cumprod_exactly():
     s = linear_schedule(50, 1e-4, 0.05)
     chain = align_schedule(s, BASE_ETAS)
-    torch.testing.assert_close(s.sqrt_alphas_cumprod_at(chain.steps), chain.alphas_cumprod.sqrt())
+    torch.testing.assert_close(s.sqrt_alphas_cumprod_at(chain.timesteps), chain.alphas_cumprod.sqrt())
 
 
 def test_unalignable_schedules_are_rejected_with_a_reason():
@@ -58,14 +58,14 @@ def test_unalignable_schedules_are_rejected_with_a_reason():
 def test_full_chain_is_algorithm_2():
     s = linear_schedule(50, 1e-4, 0.05)
     chain = full_chain(s)
-    assert chain.steps.tolist() == list(range(50))
+    assert chain.timesteps.tolist() == list(range(50))
     torch.testing.assert_close(chain.etas, s.betas)
     abar = s.alphas_cumprod
     tilde = (1 - abar[:-1]) / (1 - abar[1:]) * s.betas[1:]
     torch.testing.assert_close(chain.sigmas[1:], tilde.sqrt())
     assert chain.sigmas[0].item() == 0.0  # no noise at t = 1
     # the full chain given through the fast sampler aligns to integer steps
-    torch.testing.assert_close(align_schedule(s, s.betas).steps, chain.steps, atol=1e-6, rtol=0)
+    torch.testing.assert_close(align_schedule(s, s.betas).timesteps, chain.timesteps, atol=1e-6, rtol=0)
 
 
 def test_reverse_steps_are_the_paper_update_in_sampling_order():
@@ -95,10 +95,10 @@ def test_reverse_steps_are_the_paper_update_in_sampling_order():
 def test_steps_select_the_chain():
     s = linear_schedule(50, 1e-4, 0.05)
     assert sampling_schedule(s, 50, BASE_ETAS).num_steps == 50
-    assert sampling_schedule(s, 6, BASE_ETAS).steps[1].item() == pytest.approx(0.894, abs=1e-3)
+    assert sampling_schedule(s, 6, BASE_ETAS).timesteps[1].item() == pytest.approx(0.894, abs=1e-3)
     strided = sampling_schedule(s, 10, BASE_ETAS)
-    assert strided.num_steps == 10 and strided.steps[-1].item() == 49
-    torch.testing.assert_close(strided.alphas_cumprod, s.alphas_cumprod[strided.steps.long()])
+    assert strided.num_steps == 10 and strided.timesteps[-1].item() == 49
+    torch.testing.assert_close(strided.alphas_cumprod, s.alphas_cumprod[strided.timesteps.long()])
     with pytest.raises(WavediffError, match="1..50"):
         sampling_schedule(s, 51, BASE_ETAS)
 

@@ -1,4 +1,4 @@
-"""Class-conditional and unconditional DiffWave: labels, clip data, training, Generator,
+"""Class-conditional and unconditional DiffWave: labels, clip data, training, Synthesizer,
 classifier-free guidance and `wavediff generate`. Tiny labelled clips are made here."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from wavediff.data.datasets import ClipDataset
 from wavediff.data.labels import class_order, label_from_path, label_index, read_labelled_entries
 from wavediff.diffusion.samplers import sample
 from wavediff.errors import WavediffError
-from wavediff.pipelines import Generator
+from wavediff.pipelines import Synthesizer
 from wavediff.training.trainer import Trainer
 
 SR = 8000
@@ -123,7 +123,7 @@ def test_clip_dataset_pads_short_and_crops_long_clips(digits):
 
 # ---------------------------------------------------------------- training
 def test_class_training_takes_the_data_labels_and_saves_them(class_run):
-    gen = Generator.from_checkpoint(class_run, device="cpu")
+    gen = Synthesizer.from_checkpoint(class_run, device="cpu")
     assert gen.class_names == ("high", "low", "mid")     # alphabetical: not digit words or integers
     assert gen.clip_samples == CLIP and gen.sample_rate == SR
     assert gen.supports_guidance    # the -cpu class preset trains with label dropout
@@ -150,7 +150,7 @@ def test_unconditional_training_runs_without_labels(digits, tmp_path):
     assert trainer.train_set.labels is None and trainer.model.label_embedding is None
     result = trainer.fit(max_steps=2)
     assert all(np.isfinite(loss) for _, loss in result.losses)
-    gen = Generator.from_checkpoint(tmp_path / "u", device="cpu")
+    gen = Synthesizer.from_checkpoint(tmp_path / "u", device="cpu")
     assert gen.class_names == () and gen.generate(2, seed=0).shape == (2, CLIP)
     with pytest.raises(WavediffError, match="unconditional; it takes no labels"):
         gen.generate(2, labels="low")
@@ -167,7 +167,7 @@ def test_class_training_refuses_unlabelled_clips(tmp_path):
 
 # ---------------------------------------------------------------- generation
 def test_a_fixed_seed_gives_identical_clips_whatever_the_batch(class_run):
-    gen = Generator.from_checkpoint(class_run, device="cpu")
+    gen = Synthesizer.from_checkpoint(class_run, device="cpu")
     a = gen.generate(5, labels="mid", seed=7, batch_size=2)
     assert torch.equal(a, gen.generate(5, labels="mid", seed=7, batch_size=2))   # bit-identical
     b = gen.generate(5, labels=[2] * 5, seed=7, batch_size=5)
@@ -178,7 +178,7 @@ def test_a_fixed_seed_gives_identical_clips_whatever_the_batch(class_run):
 
 
 def test_generate_follows_the_reverse_chain_with_per_clip_noise(class_run):
-    gen = Generator.from_checkpoint(class_run, device="cpu")
+    gen = Synthesizer.from_checkpoint(class_run, device="cpu")
     chain = gen.chain(6)
     labels = torch.tensor([0, 2])
     gens = [torch.Generator().manual_seed(3 + i) for i in range(2)]
@@ -189,7 +189,7 @@ def test_generate_follows_the_reverse_chain_with_per_clip_noise(class_run):
 
 @pytest.mark.parametrize("w", [0.0, 2.5])
 def test_guidance_mixes_conditional_and_null_label_predictions(class_run, w):
-    gen = Generator.from_checkpoint(class_run, device="cpu")
+    gen = Synthesizer.from_checkpoint(class_run, device="cpu")
     null = gen.config.model.null_label
     labels = torch.tensor([1, 1])
 
@@ -207,7 +207,7 @@ def test_guidance_mixes_conditional_and_null_label_predictions(class_run, w):
 def test_guidance_needs_label_dropout(digits, tmp_path):
     Trainer(clip_config("class", **{"model.label_dropout": "0.0"}), digits, tmp_path / "r",
             progress=False).fit(max_steps=1)
-    gen = Generator.from_checkpoint(tmp_path / "r", device="cpu")
+    gen = Synthesizer.from_checkpoint(tmp_path / "r", device="cpu")
     assert not gen.supports_guidance
     with pytest.raises(WavediffError, match="label_dropout > 0"):
         gen.generate(1, labels="low", guidance_scale=2.0)
@@ -216,7 +216,7 @@ def test_guidance_needs_label_dropout(digits, tmp_path):
 def test_generator_refuses_a_vocoder_checkpoint(tmp_path, audio_dir, micro_config):
     Trainer(micro_config, audio_dir, tmp_path / "v", progress=False).fit(max_steps=1)
     with pytest.raises(WavediffError, match="vocoder"):
-        Generator.from_checkpoint(tmp_path / "v", device="cpu")
+        Synthesizer.from_checkpoint(tmp_path / "v", device="cpu")
 
 
 def test_cli_generate_writes_labelled_clips_reproducibly(class_run, tmp_path, capsys):

@@ -11,8 +11,8 @@ import pytest
 from wavediff.cli import main
 from wavediff.errors import WavediffError
 from wavediff.metrics import generative as gm
-from wavediff.metrics.classifier import AudioClassifier
-from wavediff.training.classifier import ClassifierTraining, train_classifier
+from wavediff.metrics.audio_classifier import AudioClassifier
+from wavediff.training.classifier_trainer import ClassifierTraining, train_classifier
 
 from test_generation import SR, labelled_tone, write_digits
 

@@ -146,7 +146,7 @@ def test_lowest_steps_and_the_noised_start():
     chain = sampling_schedule(sched, 6, (1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5))
     low = lowest_steps(chain, 3)
     assert low.num_steps == 3
-    for name in ("etas", "alphas_cumprod", "sigmas", "steps"):
+    for name in ("etas", "alphas_cumprod", "sigmas", "timesteps"):
         torch.testing.assert_close(getattr(low, name), getattr(chain, name)[:3])
     gbar3 = (1 - 1e-4) * (1 - 1e-3) * (1 - 1e-2)
     x0, z = torch.full((10,), 0.5), torch.ones(10)

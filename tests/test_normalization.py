@@ -111,7 +111,7 @@ def test_a_generation_model_on_normalised_clips_records_and_restores_the_source_
     """Training measures the median peak of the clips as recorded; generated clips are scaled from
     ``peak_level`` back to it (reference: the same network's clips without normalisation)."""
     from test_generation import clip_config, labelled_tone
-    from wavediff.pipelines import Generator
+    from wavediff.pipelines import Synthesizer
     from wavediff.training.trainer import Trainer
 
     folder = tmp_path / "clips"
@@ -125,12 +125,12 @@ def test_a_generation_model_on_normalised_clips_records_and_restores_the_source_
     trainer = Trainer(cfg, folder, tmp_path / "run", progress=False)
     assert trainer.config.data.source_peak == pytest.approx(float(np.median(peaks)), rel=1e-5)
     trainer.fit(max_steps=2)
-    gen = Generator.from_checkpoint(tmp_path / "run", device="cpu")
+    gen = Synthesizer.from_checkpoint(tmp_path / "run", device="cpu")
     assert gen.config.data.source_peak == pytest.approx(0.4, rel=1e-5)
     assert gen.output_gain == pytest.approx(0.4 / 0.95, rel=1e-5)
     plain_cfg = load_config("tiny", []).from_dict({**gen.config.to_dict(),
                                                    "data": {**gen.config.data.__dict__, "normalize": "none"}})
-    plain = Generator(gen.model, plain_cfg)
+    plain = Synthesizer(gen.model, plain_cfg)
     assert plain.output_gain == 1.0
     out = gen.generate(3, labels="low", seed=5)
     ref = plain.generate(3, labels="low", seed=5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wavediff.pipelines import Generator
+from wavediff.pipelines import Synthesizer
 from wavediff.training.trainer import Trainer
 
 from test_generation import SR, clip_config, write_digits
@@ -33,7 +33,7 @@ def test_a_class_model_generates_the_tone_it_is_asked_for(tmp_path):
         "train.learning_rate": "1e-3", "train.val_every": "1000", "train.checkpoint_every": "1000",
         "train.log_every": "100", "model.label_dropout": "0.2"})
     Trainer(cfg, train, tmp_path / "run", progress=False).fit(max_steps=500)
-    gen = Generator.from_checkpoint(tmp_path / "run", device="cpu")
+    gen = Synthesizer.from_checkpoint(tmp_path / "run", device="cpu")
     names = gen.class_names
     freqs = np.array([FREQUENCIES[n] for n in names])
     labels = np.repeat(np.arange(len(names)), 6)

@@ -305,18 +305,18 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     log.info("vocoding on %s in %s (%s weights)", vocoder.device, vocoder.precision, vocoder.weights)
     schedule = _parse_schedule(args.schedule)
     sampler = vocoder.config.sampler.with_overrides(args.sampler)
-    written = vocode_files(vocoder, args.input, args.out, steps=args.steps, schedule=schedule, seed=args.seed,
+    written = vocode_files(vocoder, args.input, args.out, steps=args.steps, etas=schedule, seed=args.seed,
                            batch_size=args.batch_size, resample=args.resample, sampler=sampler)
     log.info("wrote %d file(s) to %s", len(written), args.out)
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from wavediff.pipelines import Generator, generate_files
+    from wavediff.pipelines import Synthesizer, generate_files
 
-    generator = Generator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    generator = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     written = generate_files(generator, args.out, args.n, args.label, steps=args.steps,
-                             schedule=_parse_schedule(args.schedule), seed=args.seed, guidance_scale=args.guidance,
+                             etas=_parse_schedule(args.schedule), seed=args.seed, guidance_scale=args.guidance,
                              batch_size=args.batch_size)
     log.info("wrote %d clip(s) and samples.tsv to %s", len(written), args.out)
     return 0
@@ -324,7 +324,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
     from wavediff.devices import pick_device
-    from wavediff.training.classifier import ClassifierTraining, train_classifier
+    from wavediff.training.classifier_trainer import ClassifierTraining, train_classifier
 
     settings = ClassifierTraining(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                                   sample_rate=args.sample_rate, clip_seconds=args.clip_seconds, seed=args.seed)
@@ -342,7 +342,7 @@ def _cmd_evaluate_generation(args: argparse.Namespace) -> int:
     import time
 
     from wavediff.evaluation import generation as ev
-    from wavediff.metrics.classifier import AudioClassifier
+    from wavediff.metrics.audio_classifier import AudioClassifier
 
     if args.n < 2 or args.per_class < 2:
         raise WavediffError(f"--n={args.n} and --per-class={args.per_class} must be >= 2 (FID needs two clips)")

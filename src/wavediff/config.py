@@ -269,7 +269,7 @@ class DataConfig:
 
     A class-conditional or unconditional model has no input to take its level from, so its
     training measures ``source_peak``, the median peak of the training clips as recorded
-    (0: not measured), and :class:`wavediff.pipelines.Generator` scales its clips from
+    (0: not measured), and :class:`wavediff.pipelines.Synthesizer` scales its clips from
     ``peak_level`` back to it: generated clips come out as loud as the data was.
     """
 

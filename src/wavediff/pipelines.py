@@ -2,7 +2,7 @@
 
 >>> vocoder = Vocoder.from_checkpoint("runs/base")          # doctest: +SKIP
 >>> audio = vocoder.vocode(mel, steps=6, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
->>> digits = Generator.from_checkpoint("runs/sc09-class-cpu")  # doctest: +SKIP
+>>> digits = Synthesizer.from_checkpoint("runs/sc09-class-cpu")  # doctest: +SKIP
 >>> clips = digits.generate(4, labels="seven", seed=0)       # doctest: +SKIP  (4, 16000)
 """
 from __future__ import annotations
@@ -53,14 +53,14 @@ def _load_checkpoint(path: str | Path) -> tuple[DiffWave, RunConfig]:
 
 
 class _Pipeline:
-    """What :class:`Vocoder` and :class:`Generator` share: a model in eval mode on its device, its
+    """What :class:`Vocoder` and :class:`Synthesizer` share: a model in eval mode on its device, its
     config, the training noise schedule and the reverse chains built on it."""
 
     def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = config
-        self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
+        self.noise_schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
                                         config.diffusion.beta_end)
 
     @classmethod
@@ -73,11 +73,12 @@ class _Pipeline:
     def sample_rate(self) -> int:
         return self.config.mel.sample_rate
 
-    def chain(self, steps: int = 6, schedule: Sequence[float] | None = None) -> SamplingSchedule:
-        """The reverse chain: an explicit eta ``schedule``, or see :func:`sampling_schedule`."""
-        if schedule is not None:
-            return align_schedule(self.schedule, schedule)
-        return sampling_schedule(self.schedule, steps, self.config.diffusion.fast_schedule)
+    def chain(self, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
+        """The reverse chain over :attr:`noise_schedule`: explicit variances ``etas`` (aligned to the
+        training steps, Appendix B), else ``steps`` (see :func:`sampling_schedule`)."""
+        if etas is not None:
+            return align_schedule(self.noise_schedule, etas)
+        return sampling_schedule(self.noise_schedule, steps, self.config.diffusion.fast_schedule)
 
 
 class Vocoder(_Pipeline):
@@ -179,7 +180,7 @@ class Vocoder(_Pipeline):
 
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor | np.ndarray | Sequence[torch.Tensor], steps: int = 6, *,
-               schedule: Sequence[float] | None = None,
+               etas: Sequence[float] | None = None,
                generator: torch.Generator | Sequence[torch.Generator] | None = None,
                sampler: SamplerConfig | None = None) -> torch.Tensor | list[torch.Tensor]:
         """Mel ``(n_mels, F)`` -> ``(F * hop,)``; ``(B, n_mels, F)`` -> ``(B, F * hop)``; a list of
@@ -204,7 +205,7 @@ class Vocoder(_Pipeline):
             mel = mel.unsqueeze(0) if squeeze else mel
             self.check_mel(mel)
             mels = list(mel)
-        chain = self.chain(steps, schedule)
+        chain = self.chain(steps, etas)
         total = sum(m.shape[-1] for m in mels) * self.hop_length
         stds = None
         if self.config.diffusion.prior != "standard":   # PriorGrad: the noise's sigma from each mel
@@ -268,7 +269,7 @@ def _consistency_step(projection: MagnitudeProjection, top: int, sampler: Sample
 LabelSpec = str | int | Sequence[str | int] | None
 
 
-class Generator(_Pipeline):
+class Synthesizer(_Pipeline):
     """A trained class-conditional or unconditional DiffWave: clips from labels or from nothing.
 
     ``generate(n, labels=..., seed=S)`` gives ``(n, clip_samples)`` audio in [-1, 1]. Clip
@@ -345,7 +346,7 @@ class Generator(_Pipeline):
         return guided
 
     @torch.inference_mode()
-    def generate(self, n: int, labels: LabelSpec = None, *, steps: int = 6, schedule: Sequence[float] | None = None,
+    def generate(self, n: int, labels: LabelSpec = None, *, steps: int = 6, etas: Sequence[float] | None = None,
                  seed: int = 0, guidance_scale: float = 1.0, batch_size: int = 16,
                  progress: bool = False) -> torch.Tensor:
         """``n`` clips ``(n, clip_samples)``; see the class docstring for seeds and guidance.
@@ -364,7 +365,7 @@ class Generator(_Pipeline):
         if guidance_scale < 0:
             raise WavediffError(f"guidance_scale={guidance_scale} must be >= 0")
         indices = self.label_indices(labels, n)
-        chain = self.chain(steps, schedule)
+        chain = self.chain(steps, etas)
         out = torch.empty(n, self.clip_samples)
         # guidance runs both branches in one call: half the clips per call keep its rows at batch_size
         # (on 2 CPU cores, calls of 32 one-second clips took 1.8x longer per clip than calls of 16)
@@ -386,13 +387,13 @@ class Generator(_Pipeline):
         return out
 
 
-def generate_files(generator: Generator, out_dir: str | Path, n: int, labels: LabelSpec = None, *,
-                   steps: int = 6, schedule: Sequence[float] | None = None, seed: int = 0,
+def generate_files(generator: Synthesizer, out_dir: str | Path, n: int, labels: LabelSpec = None, *,
+                   steps: int = 6, etas: Sequence[float] | None = None, seed: int = 0,
                    guidance_scale: float = 1.0, batch_size: int = 16, progress: bool = True) -> list[Path]:
     """Write ``n`` generated clips as ``<label>_<i>.wav`` (``sample_<i>.wav`` unconditional) and
     ``samples.tsv`` (``path``, and ``label`` for a class model) in ``out_dir``."""
     indices = generator.label_indices(labels, n)
-    audio = generator.generate(n, indices, steps=steps, schedule=schedule, seed=seed,
+    audio = generator.generate(n, indices, steps=steps, etas=etas, seed=seed,
                                guidance_scale=guidance_scale, batch_size=batch_size, progress=progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -462,7 +463,7 @@ def read_mel_file(path: Path, vocoder: Vocoder) -> torch.Tensor:
 
 
 def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | Path, *, steps: int = 6,
-                 schedule: Sequence[float] | None = None, seed: int = 0, batch_size: int = 8,
+                 etas: Sequence[float] | None = None, seed: int = 0, batch_size: int = 8,
                  resample: bool = False, sampler: SamplerConfig | None = None) -> list[Path]:
     """Vocode audio files (via their mel) and ``.npy`` mels to ``out_dir/<name>.wav``.
 
@@ -492,7 +493,7 @@ def vocode_files(vocoder: Vocoder, inputs: Sequence[str | Path], out_dir: str | 
     batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="vocode", unit="batch", disable=len(batches) < 2):
         generators = [torch.Generator().manual_seed(seed + i) for i in batch]
-        audio = vocoder.vocode([items[i][1] for i in batch], steps, schedule=schedule, generator=generators,
+        audio = vocoder.vocode([items[i][1] for i in batch], steps, etas=etas, generator=generators,
                                sampler=sampler)
         for row, i in enumerate(batch):
             path, _, length, gain = items[i]

@@ -79,14 +79,14 @@ class SamplingSchedule:
         etas: the variance schedule eta_s (equal to the betas for the full chain).
         alphas_cumprod: gamma-bar_s = prod_{r<=s} (1 - eta_r).
         sigmas: sqrt(eta-tilde_s), the noise added after step s (0 for s = 1).
-        steps: the 0-based (possibly fractional) training step each inference step is
+        timesteps: the 0-based (possibly fractional) training step each inference step is
             aligned to; it is what the denoiser is called with.
     """
 
     etas: torch.Tensor
     alphas_cumprod: torch.Tensor
     sigmas: torch.Tensor
-    steps: torch.Tensor
+    timesteps: torch.Tensor
 
     @property
     def num_steps(self) -> int:
@@ -95,8 +95,8 @@ class SamplingSchedule:
     def reverse_steps(self) -> tuple["ReverseStep", ...]:
         """The chain's steps in the order a sampler runs them: s = S down to 1."""
         etas, gbars, sigmas = self.etas.tolist(), self.alphas_cumprod.tolist(), self.sigmas.tolist()
-        steps = self.steps.tolist()
-        return tuple(ReverseStep(s, steps[s], etas[s] / math.sqrt(1.0 - gbars[s]), 1.0 / math.sqrt(1.0 - etas[s]),
+        timesteps = self.timesteps.tolist()
+        return tuple(ReverseStep(s, timesteps[s], etas[s] / math.sqrt(1.0 - gbars[s]), 1.0 / math.sqrt(1.0 - etas[s]),
                                  sigmas[s], gbars[s]) for s in range(self.num_steps - 1, -1, -1))
 
 
@@ -152,7 +152,7 @@ def lowest_steps(chain: SamplingSchedule, count: int) -> SamplingSchedule:
         raise WavediffError(f"a start {count} steps before the end does not fit a chain of {chain.num_steps} "
                             f"steps; choose 1..{chain.num_steps}")
     return SamplingSchedule(chain.etas[:count].clone(), chain.alphas_cumprod[:count].clone(),
-                            chain.sigmas[:count].clone(), chain.steps[:count].clone())
+                            chain.sigmas[:count].clone(), chain.timesteps[:count].clone())
 
 
 def _sigmas(etas: torch.Tensor, gbar: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from wavediff.audio.io import load_audio, save_audio
 from wavediff.data.labels import label_index, read_labelled_entries
 from wavediff.errors import WavediffError
 from wavediff.metrics import generative as gm
-from wavediff.metrics.classifier import AudioClassifier
+from wavediff.metrics.audio_classifier import AudioClassifier
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,10 @@ def checkpoint_sets(checkpoint: str | Path, *, n: int, per_class: int, guidance_
                     batch_size: int = 16, name: str | None = None) -> list[ClipSet]:
     """Clips of one checkpoint: ``n`` unconditional ones, or ``per_class`` of each class per
     guidance scale (scales other than 1 only for models trained with label dropout)."""
-    from wavediff.pipelines import Generator
+    from wavediff.pipelines import Synthesizer
     from wavediff.checkpoint import resolve_checkpoint
 
-    gen = Generator.from_checkpoint(checkpoint, device=device, precision=precision)
+    gen = Synthesizer.from_checkpoint(checkpoint, device=device, precision=precision)
     ckpt = resolve_checkpoint(checkpoint)
     base = name or Path(checkpoint).name
     meta = {"kind": "model", "checkpoint": str(ckpt), "preset": gen.config.preset, "steps": steps,

@@ -277,7 +277,7 @@ class InferenceEngine:
                 if stds is not None:
                     start = start * stds[seg.index]
             x[seg.start:seg.stop] = start.to(self.device)
-        biases, fills = self.net.folded.step_constants(chain.steps)
+        biases, fills = self.net.folded.step_constants(chain.timesteps)
         biases, fills = biases.to(self.device, self.net.dtype), fills.to(self.device, self.net.dtype)
         windows = self._windows(total)
         cond_cache, mel_all = self._plan_conditioner(mels, segments, total, len(windows))

@@ -237,7 +237,7 @@ class StreamingChain:
         self.tile = tile = B   # a layer's block is one tile: every kernel sees the same few shapes (see tile_span)
         self.pre = pre = unit   # rows of room before a layer's context in the work buffers, for tiles padded backwards
         ws = net.workspace
-        biases, fills = net.folded.step_constants(chain.steps)
+        biases, fills = net.folded.step_constants(chain.timesteps)
         self.biases, self.fills = biases.to(dev, dt), fills.to(dev, dt)
         self.reverse = chain.reverse_steps()   # reverse[k]: the k-th step run, s = S - k
 

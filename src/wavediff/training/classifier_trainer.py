@@ -1,6 +1,6 @@
 """Training the metrics' digit classifier (``wavediff train-classifier``).
 
-Labelled clips (see :mod:`wavediff.data.labels`) -> :class:`~wavediff.metrics.classifier.AudioClassifier`.
+Labelled clips (see :mod:`wavediff.data.labels`) -> :class:`~wavediff.metrics.audio_classifier.AudioClassifier`.
 AdamW with a one-cycle learning rate; each batch is augmented by a random time shift
 (up to ``max_shift_seconds``, zero-filled) and gain (up to +-``max_gain_db``). The model of
 the last epoch is kept (the test set is only reported, never used to choose).
@@ -21,8 +21,8 @@ from wavediff.config import MEL_PRESETS
 from wavediff.data.datasets import ClipDataset
 from wavediff.data.labels import class_order, label_index, read_labelled_entries
 from wavediff.errors import WavediffError
-from wavediff.metrics.classifier import AudioClassifier
-from wavediff.models.classifier import ClassifierConfig, SpectrogramClassifier
+from wavediff.metrics.audio_classifier import AudioClassifier
+from wavediff.models.resnext_classifier import ClassifierConfig, SpectrogramClassifier
 
 log = logging.getLogger(__name__)
 

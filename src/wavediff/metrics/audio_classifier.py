@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from wavediff.audio.mel import MelFrontend
 from wavediff.config import MelConfig
 from wavediff.errors import WavediffError
-from wavediff.models.classifier import ClassifierConfig, SpectrogramClassifier
+from wavediff.models.resnext_classifier import ClassifierConfig, SpectrogramClassifier
 
 log = logging.getLogger(__name__)
 
