@@ -24,6 +24,7 @@ import torch
 
 from wavediff.data.datasets import ClipDataset
 from wavediff.data.labels import label_index, read_labelled_entries
+from wavediff.diffusion.schedule import linear_schedule
 from wavediff.pipelines import Synthesizer
 
 
@@ -62,7 +63,8 @@ def main() -> None:
                           peak_level=config.data.normalization_peak)
     x0, y = dataset.batch(list(range(len(chosen))), random_offset=False)
     power = float(x0.pow(2).mean())
-    alpha_bars = generator.noise_schedule.alphas_cumprod
+    d = config.diffusion
+    alpha_bars = linear_schedule(d.num_steps, d.beta_start, d.beta_end).alphas_cumprod
     num_steps = len(alpha_bars)
     steps = args.steps or sorted({round(i * (num_steps - 1) / 7) for i in range(8)})
 

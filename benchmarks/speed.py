@@ -192,7 +192,7 @@ def _worker(args: argparse.Namespace) -> None:
             vocoder = Vocoder(model, cfg, device, precision="fp32", chunk_seconds=None)
         mel = vocoder.mel(audio)
         mels = [mel] * args.batch
-        chain = vocoder.chain(args.steps)
+        chain = vocoder.vocoding.chain(args.steps)
         if variant.startswith("reference"):
             net = model
             if variant == "reference-compile":

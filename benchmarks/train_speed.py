@@ -15,7 +15,7 @@ Variants:
                           (wavediff before the fused path: the old default)
     reference-fp32-keep   ... with the allocator told to keep freed memory (what the trainer now does)
     reference-bf16        ... bf16 autocast
-    fused-fp32            the fused time-major path (wavediff.models.fused), fp32
+    fused-fp32            the fused time-major path (wavediff.models.diffwave.fused), fp32
     fused-bf16            ... bf16 with the native gate kernels (the default on CPUs with bf16)
     fused-bf16-torch      ... bf16 with torch operations for the gate (WAVEDIFF_NATIVE=0)
     lmnt-fp32             lmnt-com/diffwave 0.1.7's ``diffwave.model.DiffWave`` and its train step

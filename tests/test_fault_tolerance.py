@@ -153,13 +153,13 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, audio_dir, confi
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, audio_dir, micro_config):
     trainer = Trainer(micro_config, audio_dir, tmp_path / "run", progress=False)
-    real_loss = trainer._loss
+    real_loss = trainer.objective.loss
 
-    def loss_going_nan(model, batch, training):
-        loss = real_loss(model, batch, training)
+    def loss_going_nan(model, batch, phase, training):
+        loss = real_loss(model, batch, phase, training)
         return loss * float("nan") if training and trainer.step == 5 else loss
 
-    trainer._loss = loss_going_nan
+    trainer.objective.loss = loss_going_nan
     before: dict[str, torch.Tensor] = {}
     real_step = trainer.train_step
 

@@ -1,4 +1,4 @@
-"""The fused training path (wavediff.models.fused) against the reference modules."""
+"""The fused training path (wavediff.models.diffwave.fused) against the reference modules."""
 from __future__ import annotations
 
 import logging

@@ -164,14 +164,14 @@ def test_auto_chunking_follows_the_memory_budget(small):
     assert one_pass_bytes(10 ** 6, cfg, "bf16") == 10 ** 6 * (6 * 32 * 2 + 3 * 16 * 2 + 8)
     assert one_pass_bytes(5 * 10 ** 6, cfg, "bf16") == 5 * 10 ** 6 * (80 * 2 + 3 * 16 * 2 + 8)   # mel, not projections
     assert one_pass_bytes(10 ** 7, cfg, "bf16") == 10 ** 7 * (3 * 16 * 2 + 8)                  # neither fits
-    assert vocoder.engine_mode(40 * 256) == EngineMode.stream()     # auto on a CPU: streaming, whatever the length
-    assert vocoder.engine_mode(10 ** 9) == EngineMode.stream()
+    assert vocoder.vocoding.engine_mode(40 * 256) == EngineMode.stream()     # auto on a CPU: streaming, whatever the length
+    assert vocoder.vocoding.engine_mode(10 ** 9) == EngineMode.stream()
     # auto on a GPU: one pass while it fits the budget, then 10 s windows
     assert engine_mode("auto", "cuda", 40 * 256, cfg, "fp32", max_memory_gb=0.02) == EngineMode.one_pass()
     assert engine_mode("auto", "cuda", 2_000_000, cfg, "fp32", max_memory_gb=0.02) == EngineMode.chunks(10 * SR)
     assert engine_mode("stream", "cuda", 10 ** 9, cfg, "fp32") == EngineMode.stream()
-    assert Vocoder(model, cfg, chunk_seconds=0.5).engine_mode(100) == EngineMode.chunks(SR // 2)
-    assert Vocoder(model, cfg, chunk_seconds=None).engine_mode(10 ** 9) == EngineMode.one_pass()
+    assert Vocoder(model, cfg, chunk_seconds=0.5).vocoding.engine_mode(100) == EngineMode.chunks(SR // 2)
+    assert Vocoder(model, cfg, chunk_seconds=None).vocoding.engine_mode(10 ** 9) == EngineMode.one_pass()
 
 
 def test_file_outputs_do_not_depend_on_the_batch_size(tmp_path, small):

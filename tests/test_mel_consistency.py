@@ -195,7 +195,7 @@ def test_griffin_lim_start_runs_the_lowest_steps_from_the_noised_estimate(chunk_
     g = torch.Generator().manual_seed(0)
     projection = MagnitudeProjection.from_mel(mel, vocoder.frontend)
     estimate = projection.from_noise(g, 4)
-    chain = lowest_steps(vocoder.chain(6), 2)
+    chain = lowest_steps(vocoder.vocoding.chain(6), 2)
     x_start = noised_start(estimate, chain, torch.randn((1, estimate.shape[0]), generator=g)[0])
     with torch.no_grad():
         ref = sample(lambda x, t: vocoder.model(x, t, mel=mel.unsqueeze(0)), (1, x_start.shape[0]), chain,

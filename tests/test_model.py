@@ -8,7 +8,7 @@ import torch
 
 from wavediff.config import ModelConfig, load_config
 from wavediff.errors import WavediffError
-from wavediff.models.conditioning import MelUpsampler, factorize_hop, sinusoidal_step_encoding
+from wavediff.models.diffwave.conditioning import MelUpsampler, factorize_hop, sinusoidal_step_encoding
 from wavediff.models.diffwave import DiffWave, build_model, count_parameters
 
 

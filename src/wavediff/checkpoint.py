@@ -226,7 +226,8 @@ def check_state_matches(model: torch.nn.Module, weights: dict[str, torch.Tensor]
         raise WavediffError(f"{where}: weights hold {extra[0]!r} that the config's model does not have")
 
 
-TRAINING_STATE_KEYS = ("model", "optimizer", "ema", "ema_updates", "step")
+TRAINING_STATE_KEYS = ("model", "ema", "ema_updates", "step")
+OPTIMIZER_KEYS = ("optimizers", "optimizer")   # one state per phase; "optimizer": one, before phases
 
 
 def load_training_state(ckpt: Path) -> dict[str, Any]:
@@ -255,9 +256,11 @@ def load_training_state(ckpt: Path) -> dict[str, Any]:
             f"cannot load training state {str(path)!r}: it is corrupt, or holds objects other than tensors and "
             f"plain containers, which wavediff never unpickles ({type(exc).__name__}: {first})"
         ) from None
-    if not isinstance(state, dict) or any(k not in state for k in TRAINING_STATE_KEYS):
+    if (not isinstance(state, dict) or any(k not in state for k in TRAINING_STATE_KEYS)
+            or not any(k in state for k in OPTIMIZER_KEYS)):
         found = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise WavediffError(f"training state {str(path)!r} must hold {list(TRAINING_STATE_KEYS)}; found {found}")
+        raise WavediffError(f"training state {str(path)!r} must hold {list(TRAINING_STATE_KEYS)} and "
+                            f"'optimizers'; found {found}")
     if not isinstance(state["model"], dict) or not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
         raise WavediffError(f"training state {str(path)!r}: 'model' must map names to tensors")
     return state

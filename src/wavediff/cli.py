@@ -430,12 +430,16 @@ def _cmd_mel(args: argparse.Namespace) -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     from wavediff.config import load_config
-    from wavediff.models.diffwave import describe
+    from wavediff.models.family import family_of
 
     config = load_config(args.name, args.overrides)
+    family = family_of(config)
     print(config.to_json())
-    info = describe(config)
-    print(f"# parameters: {info['parameters']:,}; receptive field: {info['receptive_field']} samples")
+    info = family.describe(config)
+    facts = [f"family: {family.name}", f"parameters: {info.pop('parameters'):,}"]
+    facts += [f"receptive field: {v} samples" if k == "receptive_field" else f"{k.replace('_', ' ')}: {v}"
+              for k, v in info.items()]
+    print("# " + "; ".join(facts))
     return 0
 
 

@@ -396,6 +396,8 @@ class RunConfig:
     """Everything needed to rebuild a model, its front-end and its training."""
 
     preset: str = "custom"
+    family: str = "diffwave"
+    """The model family (:mod:`wavediff.models.family`): ``diffwave``."""
     mel: MelConfig = field(default_factory=MelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

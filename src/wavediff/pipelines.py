@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any, Self, Sequence
 import numpy as np
 import torch
 
-from wavediff.audio.griffinlim import MagnitudeProjection
 from wavediff.audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
 from wavediff.audio.loudness import peak_gain
 from wavediff.audio.mel import MelFrontend, mel_config_from_preset
@@ -25,15 +23,13 @@ from wavediff.checkpoint import check_state_matches, load_config_file, load_weig
 from wavediff.config import MelConfig, RunConfig, SamplerConfig
 from wavediff.devices import pick_device
 from wavediff.data.labels import label_index
-from wavediff.diffusion.prior import noise_std
-from wavediff.diffusion.samplers import Estimate, noised_start, sample
-from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, linear_schedule, lowest_steps,
-                                         sampling_schedule)
+from wavediff.diffusion.samplers import sample
+from wavediff.diffusion.schedule import SamplingSchedule
 from wavediff.errors import WavediffError
-from wavediff.inference import InferenceEngine
-from wavediff.inference.mode import EngineMode
-from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB, engine_mode
-from wavediff.models.diffwave import DiffWave, build_model
+from wavediff.inference.planning import DEFAULT_MAX_MEMORY_GB
+from wavediff.models.diffwave import DiffWave
+from wavediff.models.diffwave.vocoding import reverse_chain
+from wavediff.models.family import family_of
 from wavediff.precision import GENERATION_PRECISIONS, check_precision, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -41,27 +37,25 @@ log = logging.getLogger(__name__)
 MEL_SIDECAR_KEY = "wavediff_mel_frontend"
 
 
-def _load_checkpoint(path: str | Path) -> tuple[DiffWave, RunConfig]:
+def _load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, RunConfig]:
     ckpt = resolve_checkpoint(path)
     config = load_config_file(ckpt)
-    model = build_model(config)
+    model = family_of(config).build_model(config)
     weights = load_weights(ckpt)
     check_state_matches(model, weights, f"checkpoint {str(ckpt)!r}")
     model.load_state_dict(weights)
-    log.info("loaded %s (%s preset, T=%d)", ckpt, config.preset, config.diffusion.num_steps)
+    log.info("loaded %s (%s, %s preset)", ckpt, config.family, config.preset)
     return model, config
 
 
 class _Pipeline:
-    """What :class:`Vocoder` and :class:`Synthesizer` share: a model in eval mode on its device, its
-    config, the training noise schedule and the reverse chains built on it."""
+    """What :class:`Vocoder` and :class:`Synthesizer` share: a model in eval mode on its device and its config."""
 
-    def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str) -> None:
+    def __init__(self, model: torch.nn.Module, config: RunConfig, device: torch.device | str) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = config
-        self.noise_schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
-                                        config.diffusion.beta_end)
+        self.family = family_of(config)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", **options: Any) -> Self:
@@ -73,18 +67,17 @@ class _Pipeline:
     def sample_rate(self) -> int:
         return self.config.mel.sample_rate
 
-    def chain(self, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
-        """The reverse chain over :attr:`noise_schedule`: explicit variances ``etas`` (aligned to the
-        training steps, Appendix B), else ``steps`` (see :func:`sampling_schedule`)."""
-        if etas is not None:
-            return align_schedule(self.noise_schedule, etas)
-        return sampling_schedule(self.noise_schedule, steps, self.config.diffusion.fast_schedule)
-
 
 class Vocoder(_Pipeline):
-    """A trained mel-conditioned DiffWave with its own mel front-end."""
+    """A trained mel-conditioned model of any family (:mod:`wavediff.models.family`) with its own
+    mel front-end: audio or mels in, waveforms out.
 
-    def __init__(self, model: DiffWave, config: RunConfig, device: torch.device | str = "cpu", *,
+    ``precision``, ``weights``, ``chunk_seconds`` and ``max_memory_gb`` go to the family's
+    :meth:`~wavediff.models.family.ModelFamily.vocoding` (DiffWave: the inference engine's
+    precision, int8 weights, streaming / one pass / windows, and the memory a pass may take).
+    """
+
+    def __init__(self, model: torch.nn.Module, config: RunConfig, device: torch.device | str = "cpu", *,
                  precision: str = "fp32", weights: str = "float", chunk_seconds: float | None | str = "auto",
                  max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> None:
         if config.model.conditioning != "mel":
@@ -94,17 +87,9 @@ class Vocoder(_Pipeline):
         super().__init__(model, config, device)
         self.frontend = MelFrontend(config.mel, device=self.device)
         self.precision = resolve_precision(precision, self.device)
-        if isinstance(chunk_seconds, str) and chunk_seconds not in ("auto", "stream"):
-            raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None, 'stream' "
-                                "or 'auto'")
-        if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
-            raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'stream', 'auto')")
-        if not max_memory_gb > 0:
-            raise WavediffError(f"max_memory_gb={max_memory_gb} must be > 0")
-        self.chunk_seconds = chunk_seconds
-        self.max_memory_gb = max_memory_gb
-        self.weights = weights
-        self._engines: dict[EngineMode, InferenceEngine] = {}
+        self.vocoding = self.family.vocoding(self.model, config, self.device, precision=self.precision,
+                                             weights=weights, chunk_seconds=chunk_seconds,
+                                             max_memory_gb=max_memory_gb)
 
     @classmethod
     def pretrained(cls, name: str | None = None, device: str = "auto", **options: Any) -> Self:
@@ -164,20 +149,6 @@ class Vocoder(_Pipeline):
                 + (" (values in [0, 1] look like a dB-normalised diffwave mel)" if lo >= 0 and hi <= 1 else "")
             )
 
-    def engine_mode(self, total_samples: int, streaming: bool = True) -> EngineMode:
-        """How the engine covers a batch of ``total_samples`` (see :func:`~wavediff.inference.planning.engine_mode`);
-        ``streaming=False`` for a sampler that needs whole steps (``sampler.consistency``)."""
-        return engine_mode(self.chunk_seconds, self.device.type, total_samples, self.config, self.precision,
-                           self.max_memory_gb, streaming=streaming)
-
-    def engine(self, total_samples: int, streaming: bool = True) -> InferenceEngine:
-        """The inference engine for a batch of ``total_samples`` (built once per window size)."""
-        mode = self.engine_mode(total_samples, streaming)
-        if mode not in self._engines:
-            self._engines[mode] = InferenceEngine(self.model, precision=self.precision, weights=self.weights,
-                                                  device=self.device, mode=mode)
-        return self._engines[mode]
-
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor | np.ndarray | Sequence[torch.Tensor], steps: int = 6, *,
                etas: Sequence[float] | None = None,
@@ -190,7 +161,8 @@ class Vocoder(_Pipeline):
         ``generator``: one, or one per utterance (then each output does not depend on what
         it is batched with). ``sampler``: how the chain starts and whether it is held to the
         mel (:class:`~wavediff.config.SamplerConfig`; default: the checkpoint's ``sampler``).
-        Runs on :class:`~wavediff.inference.InferenceEngine`; output is clipped to [-1, 1].
+        Runs on the family's vocoding (DiffWave: :class:`~wavediff.inference.InferenceEngine`);
+        output is clipped to [-1, 1].
         """
         sampler = sampler if sampler is not None else self.config.sampler
         as_list = isinstance(mel, (list, tuple))
@@ -205,46 +177,14 @@ class Vocoder(_Pipeline):
             mel = mel.unsqueeze(0) if squeeze else mel
             self.check_mel(mel)
             mels = list(mel)
-        chain = self.chain(steps, etas)
-        total = sum(m.shape[-1] for m in mels) * self.hop_length
-        stds = None
-        if self.config.diffusion.prior != "standard":   # PriorGrad: the noise's sigma from each mel
-            stds = [noise_std(m, self.config.mel, self.config.diffusion) for m in mels]
         gens = list(generator) if isinstance(generator, (list, tuple)) else [generator] * len(mels)
         if len(gens) != len(mels):
             raise WavediffError(f"got {len(gens)} generators for {len(mels)} mels; give one or one each")
-        starts, corrections = None, None
-        if sampler.uses_mel_inversion:
-            projections = [MagnitudeProjection.from_mel(m.cpu(), self._cpu_frontend) for m in mels]
-            if sampler.start == "griffin-lim":
-                chain = lowest_steps(chain, sampler.start_steps)
-                starts = [self._griffin_lim_start(p, chain, g, None if stds is None else stds[i], sampler)
-                          for i, (p, g) in enumerate(zip(projections, gens))]
-            if sampler.consistency == "griffin-lim":
-                corrections = [_consistency_step(p, chain.num_steps, sampler) for p in projections]
-        engine = self.engine(total, streaming=corrections is None)
-        out = engine.vocode(mels, chain, gens, x_start=starts, noise_std=stds, correct_x0=corrections)
+        out = self.vocoding.vocode(mels, steps=steps, etas=etas, generators=gens, sampler=sampler)
         out = [a.clamp_(-1.0, 1.0) for a in out]
         if as_list:
             return out
         return out[0] if squeeze else torch.stack(out)
-
-    @functools.cached_property
-    def _cpu_frontend(self) -> MelFrontend:
-        """The front-end on the CPU, where the Griffin-Lim steps run (built once per vocoder)."""
-        if self.frontend.device.type == "cpu":
-            return self.frontend
-        return MelFrontend(self.config.mel)
-
-    @staticmethod
-    def _griffin_lim_start(projection: MagnitudeProjection, chain: SamplingSchedule,
-                           generator: torch.Generator | None, std: torch.Tensor | None,
-                           sampler: SamplerConfig) -> torch.Tensor:
-        """x_S for a chain started from Griffin-Lim: the estimate (its random phase drawn from
-        ``generator`` first) noised to the chain's top level with ``z`` (``sigma z`` under PriorGrad)."""
-        estimate = projection.from_noise(generator, sampler.griffin_lim_iters)
-        z = torch.randn((1, estimate.shape[0]), generator=generator, dtype=torch.float32)[0]
-        return noised_start(estimate, chain, z if std is None else z * std.reshape(-1).cpu())
 
     def vocode_audio(self, audio: torch.Tensor | np.ndarray, steps: int = 6, *,
                      generator: torch.Generator | None = None, sampler: SamplerConfig | None = None) -> torch.Tensor:
@@ -252,18 +192,6 @@ class Vocoder(_Pipeline):
         audio_t = torch.as_tensor(np.asarray(audio, dtype=np.float32))
         out = self.vocode(self.mel(audio_t), steps, generator=generator, sampler=sampler)
         return out[: audio_t.shape[-1]] / self.input_gain(audio_t)
-
-
-def _consistency_step(projection: MagnitudeProjection, top: int, sampler: SamplerConfig) -> Estimate:
-    """GLA-Grad's correction for one utterance: at the ``sampler.consistency_steps`` noisiest of
-    the chain's ``top`` steps, the clean estimate ``(L,)`` is replaced by its Griffin-Lim projection."""
-    lowest_corrected = top - sampler.consistency_steps + 1
-
-    def correct(step: int, x0: torch.Tensor) -> torch.Tensor | None:
-        if step < lowest_corrected:
-            return None
-        return projection(x0.reshape(-1), sampler.consistency_iters).reshape(x0.shape)
-    return correct
 
 
 LabelSpec = str | int | Sequence[str | int] | None
@@ -286,6 +214,9 @@ class Synthesizer(_Pipeline):
                  precision: str = "fp32") -> None:
         if config.model.conditioning == "mel":
             raise WavediffError("this checkpoint is a mel-conditioned vocoder; use Vocoder (wavediff vocode)")
+        if config.family != "diffwave":
+            raise WavediffError(f"generation from labels or from nothing is DiffWave's; this checkpoint is a "
+                                f"{config.family!r} model")
         check_precision(precision, GENERATION_PRECISIONS)
         super().__init__(model, config, device)
         self.precision = resolve_precision(precision, self.device, GENERATION_PRECISIONS)
@@ -293,6 +224,10 @@ class Synthesizer(_Pipeline):
     @property
     def clip_samples(self) -> int:
         return self.config.clip_samples
+
+    def chain(self, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
+        """The reverse chain ``generate`` runs (see :func:`~wavediff.models.diffwave.vocoding.reverse_chain`)."""
+        return reverse_chain(self.config, steps, etas)
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -100,7 +100,7 @@ def plot_metrics_vs_steps(report: EvaluationReport, path: str | Path) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows))
     axes = np.atleast_1d(axes).reshape(-1)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    checkpoints = list(dict.fromkeys(s.spec.checkpoint for s in report.systems if s.spec.kind == "diffwave"))
+    checkpoints = list(dict.fromkeys(s.spec.checkpoint for s in report.systems if s.spec.kind != "griffin-lim"))
     baselines = [s for s in report.systems if s.spec.kind == "griffin-lim"]
     for ax, metric in zip(axes, METRICS):
         for j, ckpt in enumerate(checkpoints):

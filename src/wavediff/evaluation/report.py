@@ -71,7 +71,8 @@ def markdown_report(report: EvaluationReport) -> str:
         f"- machine: {meta['machine']}, device {meta['device']}, {meta['torch_threads']} torch threads",
     ]
     for c in meta["checkpoints"]:
-        head.append(f"- checkpoint `{c['name']}`: {c['checkpoint']} ({c['preset']} preset, step {c['step']}, "
+        head.append(f"- checkpoint `{c['name']}`: {c['checkpoint']} ({c.get('family', 'diffwave')}, {c['preset']} preset, "
+                    f"step {c['step']}, "
                     f"{c['parameters']:,} parameters, T={c['diffusion_steps_T']})")
     for s in report.systems:
         if s.spec.sampler is not None:

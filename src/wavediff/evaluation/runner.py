@@ -73,7 +73,7 @@ class SystemSpec:
 
     name: str
     slug: str
-    kind: Literal["diffwave", "griffin-lim"]
+    kind: Literal["model", "griffin-lim"]   # a checkpoint of any family, or the baseline
     vocoder_index: int
     steps: int | None = None
     gl_iters: int | None = None
@@ -156,7 +156,7 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
             for label, overrides in samplers or [("", [])]:
                 sampler = vocoders[i].config.sampler.with_overrides(overrides)
                 title = f"{name}, {s} steps" + (f", {label}" if label else "")
-                systems.append(SystemSpec(title, _slug(f"{name}-{s}steps" + (f"-{label}" if label else "")), "diffwave", i, steps=s,
+                systems.append(SystemSpec(title, _slug(f"{name}-{s}steps" + (f"-{label}" if label else "")), "model", i, steps=s,
                                           checkpoint=str(ckpt), sampler=sampler))
     return systems
 
@@ -179,7 +179,8 @@ def parse_sampler_variant(text: str) -> SamplerVariant:
 def _checkpoint_meta(path: str, vocoder: Vocoder, name: str) -> dict:
     ckpt = resolve_checkpoint(path)
     step = int(ckpt.name[5:]) if ckpt.name.startswith("step_") and ckpt.name[5:].isdigit() else None
-    return {"name": name, "path": str(path), "checkpoint": str(ckpt), "step": step, "preset": vocoder.config.preset,
+    return {"name": name, "path": str(path), "checkpoint": str(ckpt), "step": step, "family": vocoder.config.family,
+            "preset": vocoder.config.preset,
             "mel_frontend": vocoder.config.mel.name, "sample_rate": vocoder.sample_rate,
             "diffusion_steps_T": vocoder.config.diffusion.num_steps,
             "parameters": sum(p.numel() for p in vocoder.model.parameters())}
@@ -234,7 +235,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
     sample_rate = rates.pop()
     for v in vocoders:
         for s in steps:
-            v.chain(s)  # refuse a step count the checkpoint cannot run before any work is done
+            v.vocoding.check_steps(s)  # refuse a step count the checkpoint cannot run before any work is done
     entries = read_entries(data)[:limit]
     if not entries:
         raise WavediffError(f"no audio in {str(data)!r}")

@@ -7,7 +7,7 @@ sigmoid; on the 2-core development machine that is most of a layer's non-GEMM ti
 docs/results.md, "Vocoding speed", for the measured gain). For int8 the gate also writes its output
 as uint8 levels for the int8 projections, and one kernel adds the projection's two halves
 into the residual stream and the skip sum. Two more serve training
-(:mod:`wavediff.models.fused`): the bf16 gate with its sigmoid and tanh halves kept for the
+(:mod:`wavediff.models.diffwave.fused`): the bf16 gate with its sigmoid and tanh halves kept for the
 backward pass, and the gate's adjoint with the bias gradient summed in the same pass.
 
 The C file is compiled once per machine with the system C compiler (``$CC``, else ``cc``

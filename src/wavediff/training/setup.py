@@ -6,7 +6,7 @@ forces the reference precision. bf16 runs the network's GEMMs, convolutions and 
 activations in bfloat16 (autocast); the loss, the optimizer, the master weights and the
 EMA stay fp32.
 
-``implementation``: ``auto`` is ``fused`` on a CPU (:mod:`wavediff.models.fused`: measured
+``implementation``: ``auto`` is ``fused`` on a CPU (:mod:`wavediff.models.diffwave.fused`: measured
 several times faster there, see ``benchmarks/train_speed.py``) and ``reference`` on CUDA, where
 cuDNN runs the reference modules and the fused path has not been measured.
 

@@ -57,13 +57,9 @@ from wavediff.data.inspection import InputReport
 from wavediff.data.labels import class_order, label_index, read_labelled_entries
 from wavediff.data.manifest import AudioEntry, read_entries, split_indices
 from wavediff.data.sampling import StepSampler, mix_seed
-from wavediff.diffusion.objective import diffusion_loss
-from wavediff.diffusion.prior import max_frame_energy, noise_std
-from wavediff.diffusion.samplers import sample
-from wavediff.diffusion.schedule import linear_schedule, sampling_schedule
 from wavediff.errors import WavediffError
 from wavediff.inference.workspace import keep_freed_memory
-from wavediff.models.diffwave import build_model, count_parameters
+from wavediff.models.family import Batch, Phase, family_of
 from wavediff.checkpoint import (
     CONFIG_FILE,
     check_state_matches,
@@ -86,7 +82,6 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 VAL_SEED = 20_210_101
-Batch = dict[str, torch.Tensor]
 
 
 class NonFiniteLoss(WavediffError):
@@ -108,10 +103,11 @@ class TrainResult:
 
 @dataclass
 class _StepOutcome:
-    loss: float          # mean over the global batch
+    loss: float          # mean over the global batch, of the first phase
     grad_norm: float
     stop: bool           # some rank asked to stop (signal or time budget)
     replaced: int        # items replaced because their file failed, over all ranks
+    phase_losses: dict[str, float] = field(default_factory=dict)   # the other phases' mean losses
 
 
 class Trainer:
@@ -166,8 +162,7 @@ class Trainer:
         if self.workers < 0:
             raise WavediffError(f"workers={self.workers} must be >= 0")
         self.frontend = MelFrontend(config.mel)
-        self.schedule = linear_schedule(config.diffusion.num_steps, config.diffusion.beta_start,
-                                        config.diffusion.beta_end)
+        self.family = family_of(config)
         kind = config.model.conditioning
         # files a manifest lists but that are gone are skipped and counted by the data check
         entries = read_entries(data, missing="keep") if kind == "mel" else read_labelled_entries(data, missing="keep")
@@ -176,11 +171,12 @@ class Trainer:
             config, labels = _class_labels(config, entries, data)
         self.config = config
         self.train_set, self.val_set, self.input_report = self._screened_data(entries, labels, data)
-        self.config = config = self._with_source_peak(self._with_prior_scale(config))
+        self.config = config = self._with_source_peak(self.family.prepare_config(config, self._training_mels()))
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
             torch.manual_seed(mix_seed(config.train.seed, 0) % (2 ** 63))
-            self.model = build_model(config).to(self.device)
-        self.model.implementation = config.train.implementation
+            self.model = self.family.build_model(config).to(self.device)
+        if hasattr(self.model, "implementation"):
+            self.model.implementation = config.train.implementation
         torch.manual_seed(mix_seed(config.train.seed, 3, self.ctx.rank))  # rank-aware global RNG
         self.net: torch.nn.Module = self.model
         if self.ctx.enabled:
@@ -188,7 +184,10 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
+        self.objective = self.family.objective(config, self.device)
+        self.phases: list[Phase] = self.objective.phases(self.model)
+        self.optimizers = {phase.name: torch.optim.Adam(phase.parameters, lr=config.train.learning_rate)
+                           for phase in self.phases}
         self.ema = ExponentialMovingAverage(self.model, config.train.ema_decay)
         self.step = 0
         if self.resume_from is not None:
@@ -234,17 +233,12 @@ class Trainer:
         log.info("data: %d training and %d validation files from %s", len(train_idx), len(val_idx), data)
         return dataset.keep(train_idx), (dataset.keep(val_idx) if val_idx else None), report
 
-    def _with_prior_scale(self, config: RunConfig) -> RunConfig:
-        """``config`` with PriorGrad's energy scale measured on the training mels, if it is to be."""
-        d = config.diffusion
-        if d.prior != "priorgrad" or d.prior_energy_max > 0:
-            return config
-        assert isinstance(self.train_set, VocoderDataset)
+    def _training_mels(self) -> Any:
+        """For a vocoder's data, a callable iterating its training mels ``(n_mels, F)``; else ``None``."""
+        if not isinstance(self.train_set, VocoderDataset):
+            return None
         train_set = self.train_set
-        scale = max_frame_energy((torch.from_numpy(train_set.mel(i, mmap=False)) for i in range(len(train_set))),
-                                 config.mel)
-        log.info("PriorGrad prior: largest frame energy of the training data %.4g (diffusion.prior_energy_max)", scale)
-        return replace(config, diffusion=replace(d, prior_energy_max=scale))
+        return lambda: (torch.from_numpy(train_set.mel(i, mmap=False)) for i in range(len(train_set)))
 
     def _with_source_peak(self, config: RunConfig) -> RunConfig:
         """``config`` with the training clips' median peak as recorded (``data.source_peak``), for a
@@ -259,10 +253,6 @@ class Trainer:
                  "generated clips are scaled back to it", source)
         return replace(config, data=replace(d, source_peak=source))
 
-    def _noise_std(self, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """PriorGrad's sigma ``(B, L)`` for a batch's mel; ``None`` under the standard prior."""
-        return noise_std(cond["mel"], self.config.mel, self.config.diffusion) if "mel" in cond else None
-
     def _loader(self) -> tuple[DataLoader, StepSampler]:
         sampler = StepSampler(len(self.train_set), self.config.train.batch_size, num_replicas=self.ctx.world_size,
                               rank=self.ctx.rank, seed=self.config.train.seed)
@@ -270,33 +260,6 @@ class Trainer:
         loader = DataLoader(self.train_set, batch_size=self.micro_batch, sampler=sampler, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda", **extra)
         return loader, sampler
-
-    def _inputs(self, batch: Batch, training: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor],
-                                                           torch.Tensor, torch.Tensor]:
-        """Audio ``(B, L)``, conditioning, diffusion steps ``(B,)`` and noise ``(B, L)`` on the device.
-
-        Each item's steps, noise and label dropout come from a generator seeded by its own seed.
-        """
-        audio = batch["audio"]
-        steps = torch.empty(audio.shape[0], dtype=torch.long)
-        noise = torch.empty(audio.shape, dtype=torch.float32)
-        drop = torch.zeros(audio.shape[0], dtype=torch.bool)
-        rate = self.config.model.label_dropout
-        for k, seed in enumerate(batch["seed"].tolist()):
-            g = torch.Generator().manual_seed(mix_seed(int(seed), 7))
-            steps[k] = torch.randint(0, self.schedule.num_steps, (1,), generator=g)
-            drop[k] = bool(torch.rand(1, generator=g) < rate)
-            noise[k] = torch.randn(audio.shape[1], generator=g)
-        cond: dict[str, torch.Tensor] = {}
-        if "mel" in batch:
-            cond["mel"] = batch["mel"].to(self.device, non_blocking=True)
-        elif "label" in batch and self.config.model.conditioning == "class":
-            labels = batch["label"]
-            null = self.config.model.null_label
-            if training and null is not None:
-                labels = torch.where(drop, torch.full_like(labels, null), labels)
-            cond["labels"] = labels.to(self.device, non_blocking=True)
-        return audio.to(self.device, non_blocking=True), cond, steps, noise
 
     def _fixed_batch(self, dataset: VocoderDataset | ClipDataset, first: int, size: int) -> Batch:
         """Items ``first … first + size - 1`` (mod N) with seeds fixed for validation."""
@@ -309,8 +272,16 @@ class Trainer:
         check_state_matches(self.model, state["model"], f"checkpoint {str(ckpt)!r}")
         check_state_matches(self.model, state["ema"], f"checkpoint {str(ckpt)!r} (EMA)")
         self.model.load_state_dict(state["model"])
+        saved = state.get("optimizers")
+        if saved is None and "optimizer" in state and len(self.optimizers) == 1:   # checkpoints before phases
+            saved = {self.phases[0].name: state["optimizer"]}
+        if not isinstance(saved, dict) or sorted(saved) != sorted(self.optimizers):
+            found = sorted(saved) if isinstance(saved, dict) else None
+            raise WavediffError(f"checkpoint {str(ckpt)!r} holds optimiser states {found}; this model's training "
+                                f"has {sorted(self.optimizers)}")
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(saved[name])
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise WavediffError(f"checkpoint {str(ckpt)!r}: the optimizer state does not fit the model: {exc}") from None
         self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
@@ -336,7 +307,7 @@ class Trainer:
     def _training_state(self, rng: dict[str, torch.Tensor]) -> dict[str, Any]:
         return {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
             "ema": self.ema.state_dict(),
             "ema_updates": self.ema.num_updates,
             "step": self.step,
@@ -361,51 +332,58 @@ class Trainer:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=compute_dtype(p))
 
-    def _denoiser(self, model: torch.nn.Module) -> Any:
-        def call(x: torch.Tensor, t: torch.Tensor, **cond: torch.Tensor) -> torch.Tensor:
-            return model(x, t, **cond)
-        return call
-
-    def _loss(self, model: torch.nn.Module, batch: Batch, training: bool) -> torch.Tensor:
-        audio, cond, steps, noise = self._inputs(batch, training)
-        return diffusion_loss(self._denoiser(model), audio, self.schedule, loss_type=self.config.diffusion.loss,
-                              cond=cond, steps=steps, noise=noise, noise_std=self._noise_std(cond),
-                              spectral_weight=self.config.train.spectral_loss_weight)
-
     def train_step(self, micro_batches: list[Batch], stop: bool = False) -> _StepOutcome:
-        """One optimiser step over this rank's micro-batches of the global batch.
+        """One optimiser step over this rank's micro-batches of the global batch: every phase of
+        the family's objective in turn (:class:`~wavediff.models.family.TrainingObjective`).
 
-        The mean loss, the stop requests and the replaced-item counts are summed over the
-        ranks before the optimiser runs; a loss that is not finite raises :class:`NonFiniteLoss`
-        with the weights untouched.
+        Each phase's mean loss, the stop requests and the replaced-item counts are summed over the
+        ranks before its optimiser runs; a loss that is not finite raises :class:`NonFiniteLoss`
+        with that phase's weights untouched.
         """
         self.net.train()
-        self.optimizer.zero_grad(set_to_none=True)
+        losses: dict[str, float] = {}
+        grad_norm, summed = 0.0, torch.zeros(3, dtype=torch.float64)
+        for index, phase in enumerate(self.phases):
+            loss, norm, summed = self._run_phase(phase, micro_batches, stop)
+            losses[phase.name] = loss
+            if index == 0:
+                grad_norm = norm
+        self.ema.update(self.model)
+        first = self.phases[0].name
+        return _StepOutcome(losses[first], grad_norm, bool(summed[1] > 0), int(summed[2]),
+                            {name: value for name, value in losses.items() if name != first})
+
+    def _run_phase(self, phase: Phase, micro_batches: list[Batch], stop: bool
+                   ) -> tuple[float, float, torch.Tensor]:
+        """Accumulate one phase's gradients over the micro-batches and step its optimiser:
+        ``(mean loss over the global batch, gradient norm, summed [loss, stop, replaced])``."""
+        optimizer = self.optimizers[phase.name]
+        optimizer.zero_grad(set_to_none=True)
         total, replaced = 0.0, 0
         for k, batch in enumerate(micro_batches):
             last = k == len(micro_batches) - 1
             sync = nullcontext() if last or self.net is self.model else self.net.no_sync()  # type: ignore[operator]
             with sync:
                 with self._autocast():
-                    loss = self._loss(self.net, batch, training=True)
+                    loss = self.objective.loss(self.net, batch, phase.name, training=True)
                 self.scaler.scale(loss / len(micro_batches)).backward()
             total += float(loss.detach())
             replaced += int(batch["replaced"].sum())
         local = torch.tensor([total / len(micro_batches), float(stop), float(replaced)], dtype=torch.float64)
         summed = self.ctx.all_reduce_sum(local)
         mean_loss = float(summed[0]) / self.ctx.world_size
+        what = "loss" if phase is self.phases[0] else f"{phase.name} loss"
         if not math.isfinite(mean_loss):
-            raise NonFiniteLoss(f"the loss became {mean_loss} at step {self.step + 1}; the run stops without applying "
-                                "that step")
-        self.scaler.unscale_(self.optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip_norm))
+            raise NonFiniteLoss(f"the {what} became {mean_loss} at step {self.step + 1}; the run stops without "
+                                "applying that step")
+        self.scaler.unscale_(optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(phase.parameters, self.config.train.grad_clip_norm))
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
-            raise NonFiniteLoss(f"the gradient norm became {grad_norm} at step {self.step + 1}; the run stops "
-                                "without applying that step")
-        self.scaler.step(self.optimizer)
+            raise NonFiniteLoss(f"the gradient norm ({phase.name}) became {grad_norm} at step {self.step + 1}; the "
+                                "run stops without applying that step")
+        self.scaler.step(optimizer)
         self.scaler.update()
-        self.ema.update(self.model)
-        return _StepOutcome(mean_loss, grad_norm, bool(summed[1] > 0), int(summed[2]))
+        return mean_loss, grad_norm, summed
 
     @torch.no_grad()
     def validation_loss(self, model: torch.nn.Module | None = None) -> float | None:
@@ -419,24 +397,23 @@ class Trainer:
         bs = min(self.config.train.batch_size, len(self.val_set))
         total = 0.0
         for b in range(self.config.train.val_batches):
-            total += float(self._loss(model, self._fixed_batch(self.val_set, b * bs, bs), training=False))
+            batch = self._fixed_batch(self.val_set, b * bs, bs)
+            total += float(self.objective.loss(model, batch, self.phases[0].name, training=False))
         return total / self.config.train.val_batches
 
     def ema_model(self) -> torch.nn.Module:
         """A copy of the network holding the EMA weights, in eval mode."""
-        model = build_model(self.config).to(self.device)
+        model = self.family.build_model(self.config).to(self.device)
         model.load_state_dict(self.ema.state_dict())
         return model.eval()
 
     @torch.no_grad()
     def validation_audio(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(recording, ``model``'s audio with the fast schedule) for the first validation clip:
+        """(recording, ``model``'s audio) for the first validation clip, from the family's preview:
         the vocoder resynthesises it from its mel; a class model generates its label, an
-        unconditional one any clip."""
+        unconditional one any clip. ``None`` without validation data or a preview."""
         if self.val_set is None:
             return None
-        d = self.config.diffusion
-        chain = sampling_schedule(self.schedule, len(d.fast_schedule) or d.num_steps, d.fast_schedule)
         g = torch.Generator().manual_seed(VAL_SEED)
         if isinstance(self.val_set, VocoderDataset):
             mel = torch.from_numpy(self.val_set.mel(0, mmap=False)[:, :self.config.data.crop_frames * 4]).unsqueeze(0)
@@ -447,9 +424,8 @@ class Trainer:
             audio, labels = self.val_set.batch([0], g, random_offset=False)
             length, ref = audio.shape[-1], audio[0]
             cond = {} if labels is None else {"labels": labels.to(self.device)}
-        out = sample(self._denoiser(model), (1, length), chain, cond=cond, generator=g, device=self.device,
-                     noise_std=self._noise_std(cond))
-        return ref, out[0].clamp(-1, 1).cpu()
+        out = self.family.preview(model, self.config, cond, length, g, self.device)
+        return None if out is None else (ref, out.clamp(-1, 1).cpu())
 
     # ------------------------------------------------------------------ loop
     def request_stop(self, reason: str) -> None:
@@ -475,10 +451,11 @@ class Trainer:
             writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else None)
             metrics = open(self.run_dir / METRICS_FILE, "a")
         result = TrainResult(self.run_dir, self.step, self.step)
-        log.info("model: %s preset, %d parameters, receptive field %d; %d process(es) on %s, %d threads each; "
+        facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.family.describe(self.config).items())
+        log.info("model: %s, %s preset, %s; %d process(es) on %s, %d threads each; "
                  "global batch %d = %d x %d micro-batch(es) of %d; %d loader worker(s) per process; "
                  "%s precision, %s implementation",
-                 self.config.preset, count_parameters(self.model), self.config.model.receptive_field,
+                 self.family.name, self.config.preset, facts,
                  self.ctx.world_size, self.device, torch.get_num_threads(), cfg.batch_size, self.ctx.world_size,
                  self.accumulation, self.micro_batch, self.workers, cfg.precision, cfg.implementation)
         started = time.monotonic()
@@ -508,8 +485,10 @@ class Trainer:
                     window.append(out.loss)
                     bar.update(1)
                     if metrics is not None:
-                        metrics.write(json.dumps({"step": self.step, "loss": out.loss, "grad_norm": out.grad_norm,
-                                                  "seconds": round(time.monotonic() - started, 4)}) + "\n")
+                        row = {"step": self.step, "loss": out.loss, "grad_norm": out.grad_norm,
+                               **{f"loss_{name}": value for name, value in out.phase_losses.items()},
+                               "seconds": round(time.monotonic() - started, 4)}
+                        metrics.write(json.dumps(row) + "\n")
                     if writer is not None and (self.step % cfg.log_every == 0 or self.step == target):
                         elapsed = time.monotonic() - window_start
                         rate = len(window) / elapsed if elapsed > 0 else float("nan")

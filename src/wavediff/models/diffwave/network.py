@@ -10,8 +10,8 @@ from torch import nn
 
 from wavediff.config import ModelConfig, RunConfig
 from wavediff.errors import WavediffError
-from wavediff.models.conditioning import DiffusionStepEmbedding, LabelEmbedding, MelUpsampler
-from wavediff.models.fused import StackWorkspace, fused_forward
+from wavediff.models.diffwave.conditioning import DiffusionStepEmbedding, LabelEmbedding, MelUpsampler
+from wavediff.models.diffwave.fused import StackWorkspace, fused_forward
 
 IMPLEMENTATIONS = ("reference", "fused")
 
@@ -60,7 +60,7 @@ class DiffWave(nn.Module):
     ``implementation`` (an attribute, not part of the weights) chooses how the residual
     stack runs: ``"reference"``, the modules below as the paper draws them, or ``"fused"``,
     the same function time-major as one autograd function with reused buffers
-    (:mod:`wavediff.models.fused`; the trainer's fast path).
+    (:mod:`wavediff.models.diffwave.fused`; the trainer's fast path).
     """
 
     def __init__(self, config: ModelConfig, num_steps: int, n_mels: int = 80, hop_length: int = 256) -> None:
