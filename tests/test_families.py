@@ -84,6 +84,7 @@ def test_a_run_of_another_family_checkpoints_resumes_and_vocodes(toy, toy_config
     torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.filterwarnings("ignore:Not enough STFT frames")
 def test_evaluate_compares_families_side_by_side(toy, toy_config, micro_config, audio_dir, tmp_path):
     Trainer(toy_config, audio_dir, tmp_path / "toy", progress=False).fit(max_steps=1)
     Trainer(micro_config, audio_dir, tmp_path / "dw", progress=False).fit(max_steps=1)

@@ -87,6 +87,7 @@ class Vocoder(_Pipeline):
         super().__init__(model, config, device)
         self.frontend = MelFrontend(config.mel, device=self.device)
         self.precision = resolve_precision(precision, self.device)
+        self.weights = weights
         self.vocoding = self.family.vocoding(self.model, config, self.device, precision=self.precision,
                                              weights=weights, chunk_seconds=chunk_seconds,
                                              max_memory_gb=max_memory_gb)

@@ -1,4 +1,7 @@
-"""The training loop (Algorithm 1 of DiffWave): one process, many, or many machines.
+"""The training loop for every model family (:mod:`wavediff.models.family`): one process,
+many, or many machines. The family gives the model and the losses of each phase of an
+optimiser step (DiffWave: Algorithm 1); this module owns data, batches, DDP, precision,
+clipping, the EMA, checkpoints, logs (:mod:`wavediff.training.run_log`) and stop signals.
 
 Single process (CPU or one GPU)::
 
@@ -20,9 +23,9 @@ items per step, in micro-batches of ``train.micro_batch_size`` whose gradients a
 accumulated, so the optimisation is the same whatever W is. Rank 0 alone logs, validates
 and writes checkpoints.
 
-Every random choice of step ``n`` (which items, where to crop, which diffusion steps,
-which noise, which labels dropped) is drawn from generators seeded by ``(seed, n, slot)``
-alone (:mod:`wavediff.data.sampling`). A run resumed from a checkpoint at step ``n``
+Every random choice of step ``n`` (which items, where to crop, and the family's own draws,
+for DiffWave the diffusion steps, the noise and the labels dropped) is drawn from generators
+seeded by ``(seed, n, slot)`` alone (:mod:`wavediff.data.sampling`). A run resumed from a checkpoint at step ``n``
 therefore continues exactly as the uninterrupted run would, and W processes compute the
 same step as one process up to the order of floating-point sums.
 
@@ -34,13 +37,11 @@ it, and the last good checkpoint stays the latest.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
 import signal
 import threading
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,13 +75,13 @@ from wavediff.checkpoint import (
 )
 from wavediff.training.distributed import DistributedContext
 from wavediff.training.ema import ExponentialMovingAverage
+from wavediff.training.run_log import RunLog
 from wavediff.precision import compute_dtype
 from wavediff.training.setup import resolve_training_setup
 from wavediff.training.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 VAL_SEED = 20_210_101
 
 
@@ -111,8 +112,8 @@ class _StepOutcome:
 
 
 class Trainer:
-    """Trains a DiffWave on a folder or manifest of audio: a mel-conditioned vocoder on
-    crops, or a class-conditional / unconditional model on whole clips (labels from the
+    """Trains a model of the config's family on a folder or manifest of audio: a mel-conditioned
+    vocoder on crops, or a class-conditional / unconditional model on whole clips (labels from the
     manifest, Speech Commands file names or label folders; see :mod:`wavediff.data.labels`).
     With ``model.label_dropout`` > 0 each label is replaced by the "no label" index with that
     probability, which trains the unconditional branch of classifier-free guidance.
@@ -135,10 +136,30 @@ class Trainer:
         if self.device.type == "cpu":
             # large activations freed every step come back from the heap instead of being faulted in again
             keep_freed_memory()
-        config = resolve_training_setup(config, self.device)
         self.run_dir = Path(run_dir)
         self.max_minutes = max_minutes
         self.progress = progress and self.ctx.is_main
+        config = self._run_config(resolve_training_setup(config, self.device), resume)
+        self.accumulation, self.micro_batch = _micro_batches(config.train.batch_size,
+                                                             config.train.micro_batch_size, self.ctx.world_size)
+        self.workers = _default_workers(self.device) if workers is None else workers
+        if self.workers < 0:
+            raise WavediffError(f"workers={self.workers} must be >= 0")
+        self.frontend = MelFrontend(config.mel)
+        self.family = family_of(config)
+        self.config = config = self._load_data(config, data)
+        self._build(config)
+        self.step = 0
+        if self.resume_from is not None:
+            self._load_state(self.resume_from)
+        elif init_from is not None:
+            self._warm_start(init_from)
+        self._stop_signal: str | None = None
+        self._last_saved = self.step   # the step of the newest checkpoint written or loaded
+
+    def _run_config(self, config: RunConfig, resume: bool) -> RunConfig:
+        """The config this run trains with: the checkpoint's when resuming (with the given
+        ``max_steps``), else ``config``; refuses a run folder that holds checkpoints without ``resume``."""
         existing = list_checkpoints(self.run_dir / "checkpoints")
         self.resume_from: Path | None = None
         if resume and existing:
@@ -156,13 +177,11 @@ class Trainer:
             )
         if config.train.precision == "fp16" and self.device.type != "cuda":
             raise WavediffError("train.precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
-        self.accumulation, self.micro_batch = _micro_batches(config.train.batch_size,
-                                                             config.train.micro_batch_size, self.ctx.world_size)
-        self.workers = _default_workers(self.device) if workers is None else workers
-        if self.workers < 0:
-            raise WavediffError(f"workers={self.workers} must be >= 0")
-        self.frontend = MelFrontend(config.mel)
-        self.family = family_of(config)
+        return config
+
+    def _load_data(self, config: RunConfig, data: str | Path) -> RunConfig:
+        """Read and screen the data, split it, and return ``config`` with what was measured on it
+        (class names, the family's settings, the source peak)."""
         kind = config.model.conditioning
         # files a manifest lists but that are gone are skipped and counted by the data check
         entries = read_entries(data, missing="keep") if kind == "mel" else read_labelled_entries(data, missing="keep")
@@ -171,7 +190,11 @@ class Trainer:
             config, labels = _class_labels(config, entries, data)
         self.config = config
         self.train_set, self.val_set, self.input_report = self._screened_data(entries, labels, data)
-        self.config = config = self._with_source_peak(self.family.prepare_config(config, self._training_mels()))
+        return self._with_source_peak(self.family.prepare_config(config, self._training_mels()))
+
+    def _build(self, config: RunConfig) -> None:
+        """The model (from the seed), its DDP wrapper, the objective, one optimiser per phase,
+        the EMA and the loss scaler."""
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
             torch.manual_seed(mix_seed(config.train.seed, 0) % (2 ** 63))
             self.model = self.family.build_model(config).to(self.device)
@@ -189,13 +212,7 @@ class Trainer:
         self.optimizers = {phase.name: torch.optim.Adam(phase.parameters, lr=config.train.learning_rate)
                            for phase in self.phases}
         self.ema = ExponentialMovingAverage(self.model, config.train.ema_decay)
-        self.step = 0
-        if self.resume_from is not None:
-            self._load_state(self.resume_from)
-        elif init_from is not None:
-            self._warm_start(init_from)
         self.scaler = torch.amp.GradScaler(enabled=config.train.precision == "fp16" and self.device.type == "cuda")
-        self._stop_signal: str | None = None
 
     def _warm_start(self, checkpoint: str | Path) -> None:
         """Start from another checkpoint's (EMA) weights, e.g. a bundled model's: the network and its
@@ -434,96 +451,21 @@ class Trainer:
 
     def fit(self, max_steps: int | None = None) -> TrainResult:
         """Train until ``max_steps`` (default ``train.max_steps``), the time budget, or SIGTERM/Ctrl-C."""
-        from tqdm import tqdm
-
         cfg = self.config.train
         target = max_steps if max_steps is not None else cfg.max_steps
-        main = self.ctx.is_main
-        writer = None
-        metrics = None
-        if main:
-            from torch.utils.tensorboard import SummaryWriter
-
+        if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.run_dir / "checkpoints")
             write_text_atomic(self.run_dir / CONFIG_FILE, self.config.to_json())
-            _truncate_metrics(self.run_dir / METRICS_FILE, self.step)
-            writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else None)
-            metrics = open(self.run_dir / METRICS_FILE, "a")
+        runlog = RunLog(self.run_dir, self.step, enabled=self.ctx.is_main, progress=self.progress,
+                        total=None if self.max_minutes is not None else target, log_every=cfg.log_every)
         result = TrainResult(self.run_dir, self.step, self.step)
-        facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.family.describe(self.config).items())
-        log.info("model: %s, %s preset, %s; %d process(es) on %s, %d threads each; "
-                 "global batch %d = %d x %d micro-batch(es) of %d; %d loader worker(s) per process; "
-                 "%s precision, %s implementation",
-                 self.family.name, self.config.preset, facts,
-                 self.ctx.world_size, self.device, torch.get_num_threads(), cfg.batch_size, self.ctx.world_size,
-                 self.accumulation, self.micro_batch, self.workers, cfg.precision, cfg.implementation)
-        started = time.monotonic()
-        bar = tqdm(total=None if self.max_minutes is not None else target, initial=self.step, desc="train",
-                   unit="step", disable=not self.progress, dynamic_ncols=True)
-        loader, sampler = self._loader()
-        per_epoch = sampler.steps_per_epoch
-        window: list[float] = []
-        window_start = time.monotonic()
-        last_saved = self.step
+        self._log_setup()
+        self._last_saved = self.step   # the step of the newest checkpoint
         failed: BaseException | None = None
         previous = self._install_signal_handlers()
         try:
-            while self.step < target and result.stopped_by is None:
-                epoch, position = divmod(self.step, per_epoch)
-                sampler.set_epoch(epoch)
-                sampler.set_start_step(position)
-                replaced_in_epoch = 0
-                batches = iter(loader)
-                for _ in range(position, per_epoch):
-                    budget_over = self.max_minutes is not None and time.monotonic() - started > self.max_minutes * 60
-                    out = self.train_step([next(batches) for _ in range(self.accumulation)],
-                                          stop=budget_over or self._stop_signal is not None)
-                    self.step += 1
-                    replaced_in_epoch += out.replaced
-                    result.losses.append((self.step, out.loss))
-                    window.append(out.loss)
-                    bar.update(1)
-                    if metrics is not None:
-                        row = {"step": self.step, "loss": out.loss, "grad_norm": out.grad_norm,
-                               **{f"loss_{name}": value for name, value in out.phase_losses.items()},
-                               "seconds": round(time.monotonic() - started, 4)}
-                        metrics.write(json.dumps(row) + "\n")
-                    if writer is not None and (self.step % cfg.log_every == 0 or self.step == target):
-                        elapsed = time.monotonic() - window_start
-                        rate = len(window) / elapsed if elapsed > 0 else float("nan")
-                        mean = sum(window) / len(window)
-                        writer.add_scalar("train/loss", mean, self.step)
-                        writer.add_scalar("train/grad_norm", out.grad_norm, self.step)
-                        writer.add_scalar("train/steps_per_sec", rate, self.step)
-                        bar.set_postfix(loss=f"{mean:.4f}", steps_s=f"{rate:.2f}")
-                        log.debug("step %d loss %.4f grad_norm %.3f %.2f steps/s", self.step, mean, out.grad_norm,
-                                  rate)
-                        assert metrics is not None
-                        metrics.flush()
-                        window, window_start = [], time.monotonic()
-                    if main and self.step % cfg.val_every == 0:
-                        self._validate(writer, metrics, result)
-                    if self.step % cfg.checkpoint_every == 0:
-                        if metrics is not None:
-                            metrics.flush()  # every step a checkpoint holds has its metrics line on disk
-                        result.checkpoint = self.save()
-                        last_saved = self.step
-                    if out.stop:
-                        result.stopped_by = self._stop_signal or "time budget"
-                        if budget_over:
-                            log.info("time budget of %.1f minutes reached at step %d", self.max_minutes, self.step)
-                        else:
-                            log.warning("stopping at step %d (%s)", self.step, result.stopped_by)
-                        break
-                    if self.step >= target:
-                        break
-                else:
-                    log.info("epoch %d done at step %d: %d files; %s; %d item(s) replaced this epoch",
-                             epoch + 1, self.step, len(self.train_set), self.input_report.summary(),
-                             replaced_in_epoch)
-                    if replaced_in_epoch:
-                        self.input_report.add("replaced", replaced_in_epoch)
+            self._train_epochs(target, runlog, result)
         except NonFiniteLoss as exc:
             failed = exc
             last = list_checkpoints(self.run_dir / "checkpoints")
@@ -534,20 +476,70 @@ class Trainer:
             raise
         finally:
             self._restore_signal_handlers(previous)
-            bar.close()
-            if not isinstance(failed, NonFiniteLoss) and self.step != last_saved:
+            if not isinstance(failed, NonFiniteLoss) and self.step != self._last_saved:
                 if failed is not None:
                     log.warning("%s at step %d; saving a checkpoint", type(failed).__name__, self.step)
+                runlog.flush()
                 # after an error another rank may be gone: save without collectives
-                if metrics is not None:
-                    metrics.flush()
                 result.checkpoint = self.save(collective=failed is None)
-            if writer is not None:
-                writer.close()
-            if metrics is not None:
-                metrics.close()
+            runlog.close()
         result.final_step = self.step
         return result
+
+    def _log_setup(self) -> None:
+        cfg = self.config.train
+        facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.family.describe(self.config).items())
+        log.info("model: %s, %s preset, %s; %d process(es) on %s, %d threads each; "
+                 "global batch %d = %d x %d micro-batch(es) of %d; %d loader worker(s) per process; "
+                 "%s precision, %s implementation",
+                 self.family.name, self.config.preset, facts,
+                 self.ctx.world_size, self.device, torch.get_num_threads(), cfg.batch_size, self.ctx.world_size,
+                 self.accumulation, self.micro_batch, self.workers, cfg.precision, cfg.implementation)
+
+    def _train_epochs(self, target: int, runlog: RunLog, result: TrainResult) -> None:
+        """Steps until ``target`` or a stop, epoch by epoch (a resumed run starts inside its
+        epoch); sets ``result.stopped_by`` when stopped."""
+        loader, sampler = self._loader()
+        per_epoch = sampler.steps_per_epoch
+        while self.step < target and result.stopped_by is None:
+            epoch, position = divmod(self.step, per_epoch)
+            sampler.set_epoch(epoch)
+            sampler.set_start_step(position)
+            replaced_in_epoch = 0
+            batches = iter(loader)
+            for _ in range(position, per_epoch):
+                budget_over = self.max_minutes is not None and runlog.seconds > self.max_minutes * 60
+                out = self.train_step([next(batches) for _ in range(self.accumulation)],
+                                      stop=budget_over or self._stop_signal is not None)
+                self.step += 1
+                replaced_in_epoch += out.replaced
+                result.losses.append((self.step, out.loss))
+                runlog.step(self.step, out.loss, out.grad_norm, out.phase_losses, last=self.step == target)
+                self._after_step(runlog, result)
+                if out.stop:
+                    result.stopped_by = self._stop_signal or "time budget"
+                    if budget_over:
+                        log.info("time budget of %.1f minutes reached at step %d", self.max_minutes, self.step)
+                    else:
+                        log.warning("stopping at step %d (%s)", self.step, result.stopped_by)
+                    break
+                if self.step >= target:
+                    break
+            else:
+                log.info("epoch %d done at step %d: %d files; %s; %d item(s) replaced this epoch",
+                         epoch + 1, self.step, len(self.train_set), self.input_report.summary(), replaced_in_epoch)
+                if replaced_in_epoch:
+                    self.input_report.add("replaced", replaced_in_epoch)
+
+    def _after_step(self, runlog: RunLog, result: TrainResult) -> None:
+        """Validation and checkpoints at their cadence."""
+        cfg = self.config.train
+        if self.ctx.is_main and self.step % cfg.val_every == 0:
+            self._validate(runlog, result)
+        if self.step % cfg.checkpoint_every == 0:
+            runlog.flush()  # every step a checkpoint holds has its metrics line on disk
+            result.checkpoint = self.save()
+            self._last_saved = self.step
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         """SIGTERM and the first SIGINT ask for a clean stop; a second SIGINT interrupts."""
@@ -571,24 +563,21 @@ class Trainer:
         for sig, old in previous.items():
             signal.signal(sig, old)
 
-    def _validate(self, writer: Any, metrics: Any, result: TrainResult) -> None:
+    def _validate(self, runlog: RunLog, result: TrainResult) -> None:
         if self.val_set is None:
             return
         ema_model = self.ema_model()
         val = self.validation_loss()
         val_ema = self.validation_loss(ema_model)
         assert val is not None and val_ema is not None
-        writer.add_scalar("val/loss", val, self.step)
-        writer.add_scalar("val/loss_ema", val_ema, self.step)
-        metrics.write(json.dumps({"step": self.step, "val_loss": val, "val_loss_ema": val_ema}) + "\n")
-        metrics.flush()
+        runlog.validation(self.step, val, val_ema)
         result.val_losses.append((self.step, val_ema))
         log.info("step %d: validation loss %.4f (EMA %.4f)", self.step, val, val_ema)
         pair = self.validation_audio(ema_model)
         if pair is not None:
             sr = self.config.mel.sample_rate
-            writer.add_audio("val/recording", pair[0].unsqueeze(0), self.step, sample_rate=sr)
-            writer.add_audio("val/vocoded_fast", pair[1].unsqueeze(0), self.step, sample_rate=sr)
+            runlog.audio("val/recording", pair[0], self.step, sr)
+            runlog.audio("val/vocoded_fast", pair[1], self.step, sr)
 
 
 def _micro_batches(batch_size: int, micro_batch_size: int, world_size: int) -> tuple[int, int]:
@@ -645,17 +634,3 @@ def _without_steps(config: RunConfig) -> dict[str, Any]:
     d["diffusion"].pop("prior_energy_max")
     d["data"].pop("source_peak")
     return d
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines past ``step`` (left by a run that died after its last checkpoint)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue
-    write_text_atomic(path, "".join(k + "\n" for k in kept))
