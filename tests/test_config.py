@@ -44,9 +44,9 @@ def test_sc09_class_and_cpu_presets():
         # the paper's rule: receptive field about twice the clip
         assert cpu.model.receptive_field == 2 * (2 ** 14 - 1) + 1 >= 2 * cpu.clip_samples
     assert load_config("sc09-class-cpu").model.null_label == 10
-    # peak-normalised clips where measured better (class); as recorded elsewhere, the paper's way
-    assert load_config("sc09-class-cpu").data.normalize == "peak"
-    assert load_config("sc09-uncond-cpu").data.normalize == "none" == paper.data.normalize
+    # peak-normalised clips where measured better (the CPU digit presets); as recorded in the paper's
+    assert load_config("sc09-class-cpu").data.normalize == "peak" == load_config("sc09-uncond-cpu").data.normalize
+    assert paper.data.normalize == "none"
 
 
 def test_a_fast_schedule_that_cannot_be_aligned_is_refused_at_load():
