@@ -276,6 +276,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise WavediffError(f"--workers={args.workers} must be >= 0")
     ctx = init_distributed(args.device)
     configure_rank_logging(ctx.rank)
+    trainer = None
     try:
         if ctx.is_main:
             _log_to_file(Path(args.out) / "train.log")
@@ -284,6 +285,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           init_from=args.init_from)
         result = trainer.fit()
     finally:
+        del trainer   # its DDP wrapper holds the process group: release it before the group is destroyed
         ctx.shutdown()
     last = result.losses[-1][1] if result.losses else float("nan")
     log.info("trained steps %d..%d; last loss %.4f; checkpoint %s", result.start_step, result.final_step,

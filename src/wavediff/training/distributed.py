@@ -12,6 +12,7 @@ and friends, which are no-ops (or identities) for a single process.
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -81,8 +82,20 @@ class DistributedContext:
         return torch.stack([p.cpu() for p in parts])
 
     def shutdown(self) -> None:
+        """Leave the group while Python is fully alive.
+
+        Destroying the last reference to a gloo process group joins its worker threads. If
+        anything (a DDP wrapper, say) still holds the group, those threads outlive this call. A
+        worker that then frees a finished collective's tensors at interpreter exit needs the GIL
+        during finalisation, and the process aborts with ``terminate called without an active
+        exception`` (seen in a core dump: ``AsyncAllgatherWork`` destroyed in
+        ``ProcessGroupGloo::runLoop`` during ``Py_FinalizeEx``). So drop every holder of the
+        group before calling this (``wavediff train`` drops its trainer); the garbage collection
+        here frees any cycle that still holds it."""
         if self.enabled and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
+            gc.collect()
 
 
 def launched_by_torchrun() -> bool:
