@@ -35,7 +35,7 @@ if [ -d .whl ]; then $PY -m pip install -q --no-deps --no-index --find-links .wh
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee -a "$OUT/burst.log"
 
 log "tests (fused path and training)"
-timeout 90 $PY -m pytest -q -x tests/test_fused_training.py tests/test_model.py 2>&1 | tail -5 | tee -a "$OUT/burst.log"
+timeout 90 $PY -m pytest -q -x tests/models/diffwave 2>&1 | tail -5 | tee -a "$OUT/burst.log"
 
 log "training speed"
 timeout 200 $PY benchmarks/train_speed.py --device cuda --threads 8 --steps 10 --warmup 3 --batch 16 64 \

@@ -1,29 +1,18 @@
-"""Shared fixtures: tiny audio made here, tiny configs; nothing is read from outside the repo."""
+"""Shared fixtures: tiny audio made here, tiny configs; nothing is read from outside the repo.
+Plain helpers (signals, configs, reference samplers) are in helpers.py."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
-from wavediff.config import load_config
-
-SR = 22050
-# the paper's recipe (standard prior, plain chain) in place of the tiny preset's measured defaults
-PAPER_RECIPE = ["diffusion.prior=standard", "sampler.consistency=none"]
-
-
-def tone_sweep(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
-    """A voiced-like test signal: harmonics of a gliding F0 plus a little noise, peak < 1."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    f0 = 120 + 60 * t / max(seconds, 1e-3)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    x = sum(np.sin(k * phase) / k for k in range(1, 15))
-    x = x * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2)
-    x = 0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.shape)
-    return x.astype(np.float32)
+from helpers import CLIP_SR, PAPER_RECIPE, SR, clip_config, random_vocoder_model, tone_sweep, write_digits
+from wavediff.config import RunConfig, load_config
+from wavediff.models.diffwave import DiffWave
+from wavediff.training.classifier_trainer import ClassifierTraining, train_classifier
+from wavediff.training.trainer import Trainer
 
 
 @pytest.fixture
@@ -38,7 +27,7 @@ def audio_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def micro_config():
+def micro_config() -> RunConfig:
     """A very small vocoder that trains a step in well under a second; fp32, so runs that should
     agree (resumed, accumulated, distributed) agree to float rounding (bf16 has its own tests).
     The paper's standard prior and plain chain, not the ``tiny`` preset's PriorGrad and GLA-Grad
@@ -50,3 +39,41 @@ def micro_config():
         "train.log_every=2", "train.val_every=4", "train.checkpoint_every=4", "train.keep_last=2",
         "train.val_batches=1",
     ])
+
+
+@pytest.fixture(scope="module")
+def random_vocoder() -> tuple[RunConfig, DiffWave, torch.Tensor]:
+    """``helpers.random_vocoder_model()`` and a random 30-frame mel (n_mels, 30)."""
+    cfg, model = random_vocoder_model()
+    return cfg, model, torch.rand(cfg.mel.n_mels, 30)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """Six labelled clips per class (``helpers.write_digits``)."""
+    return write_digits(tmp_path_factory.mktemp("digits") / "train", per_class=6)
+
+
+@pytest.fixture(scope="module")
+def class_run(tmp_path_factory, digits) -> Path:
+    """A run folder of a class-conditional generator trained 4 steps on ``digits``."""
+    run = tmp_path_factory.mktemp("runs") / "class"
+    Trainer(clip_config("class"), digits, run, progress=False).fit(max_steps=4)
+    return run
+
+
+@pytest.fixture(scope="module")
+def tone_data(tmp_path_factory) -> tuple[Path, Path]:
+    """Train (24 per class) and test (8 per class) folders of labelled clips."""
+    root = tmp_path_factory.mktemp("tones")
+    return write_digits(root / "train", per_class=24, seed=1), write_digits(root / "test", per_class=8, seed=2)
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tone_data, tmp_path_factory) -> Path:
+    """An audio classifier trained 8 epochs on ``tone_data``."""
+    out = tmp_path_factory.mktemp("cls") / "classifier"
+    settings = ClassifierTraining(epochs=8, batch_size=16, sample_rate=CLIP_SR, clip_seconds=0.24, width=16,
+                                  learning_rate=5e-3)
+    train_classifier(tone_data[0], tone_data[1], out, settings=settings, progress=False)
+    return out

@@ -1,4 +1,4 @@
-"""Every subcommand in a subprocess; bad input ends in one line and no traceback."""
+"""wavediff.cli: every subcommand in a subprocess; bad input ends in one line and no traceback."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SR, tone_sweep
+from wavediff.cli import main
+
+from helpers import CLIP, CLIP_SR, SR, tone_sweep
+
 
 MICRO = ["--set", "model.residual_layers=3", "--set", "model.residual_channels=8", "--set", "data.crop_frames=8",
          "--set", "train.batch_size=2", "--set", "data.val_count=2"]
@@ -20,16 +23,6 @@ def wavediff(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "wavediff", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, stdin=subprocess.DEVNULL)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("wavediff: error: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert len([ln for ln in lines if ln.startswith("wavediff: error")]) == 1
-    for needle in needles:
-        assert needle in lines[-1], lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +37,16 @@ def trained_run(tmp_path_factory):
                     "--no-progress", *MICRO)
     assert proc.returncode == 0, proc.stderr
     return root, data, run
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("wavediff: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len([ln for ln in lines if ln.startswith("wavediff: error")]) == 1
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
 
 
 def test_train_writes_a_checkpoint_and_resumes(trained_run):
@@ -163,3 +166,20 @@ def test_non_finite_audio_and_unusable_output_folders_end_in_one_line(trained_ru
     if os.path.isdir("/proc/self"):
         assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
                                        "--out", "/proc/x"), "cannot use", "'/proc/x'")
+
+
+def test_cli_generate_writes_labelled_clips_reproducibly(class_run, tmp_path, capsys):
+    for out in ("a", "b"):
+        assert main(["generate", "--checkpoint", str(class_run), "--n", "3", "--label", "High", "--seed", "4",
+                     "--out", str(tmp_path / out)]) == 0
+    files = sorted(p.name for p in (tmp_path / "a").glob("*.wav"))
+    assert files == ["high_0000.wav", "high_0001.wav", "high_0002.wav"]
+    assert (tmp_path / "a" / "samples.tsv").read_text().splitlines() == [
+        "path\tlabel", "high_0000.wav\thigh", "high_0001.wav\thigh", "high_0002.wav\thigh"]
+    for f in files:
+        a, sr = sf.read(tmp_path / "a" / f)
+        b, _ = sf.read(tmp_path / "b" / f)
+        assert sr == CLIP_SR and len(a) == CLIP and np.array_equal(a, b)
+    assert main(["generate", "--checkpoint", str(class_run), "--n", "1", "--label", "eleven",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "known labels: ['high', 'low', 'mid']" in capsys.readouterr().err

@@ -1,10 +1,12 @@
+"""wavediff.config: the presets hold the paper's hyper-parameters and the measured recipes; JSON
+round trips, overrides, and each bad setting refused with its name."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from wavediff.config import PRESETS, RunConfig, load_config
+from wavediff.config import PRESETS, RunConfig, SamplerConfig, load_config
 from wavediff.errors import WavediffError
 
 
@@ -99,3 +101,53 @@ def test_unknown_preset_names_the_allowed_ones(bad, message):
 def test_invalid_values_are_named(override, message):
     with pytest.raises(WavediffError, match=message):
         load_config("base", [override])
+
+
+def test_sampler_settings_are_checked_and_recorded():
+    cfg = load_config("tiny", ["sampler.start=griffin-lim", "sampler.start_steps=2"])
+    assert cfg.sampler.start == "griffin-lim" and cfg.sampler.uses_mel_inversion
+    again = type(cfg).from_json(cfg.to_json()) if hasattr(type(cfg), "from_json") else type(cfg).from_dict(
+        cfg.to_dict())
+    assert again.sampler == cfg.sampler
+    legacy = cfg.to_dict()
+    del legacy["sampler"]     # checkpoints written before the section existed
+    assert type(cfg).from_dict(legacy).sampler == SamplerConfig()
+    with pytest.raises(WavediffError, match="sampler.start"):
+        load_config("tiny", ["sampler.start=gl"])
+    with pytest.raises(WavediffError, match="consistency_steps"):
+        load_config("tiny", ["sampler.consistency_steps=0"])
+    with pytest.raises(WavediffError, match="conditioning='mel'"):
+        load_config("sc09-class-cpu", ["sampler.consistency=griffin-lim"])
+    assert SamplerConfig().with_overrides(["consistency=griffin-lim"]).consistency == "griffin-lim"
+
+
+@pytest.mark.parametrize("override, match", [(["data.normalize=rms"], "data.normalize"),
+                                             (["data.peak_level=1.5"], "data.peak_level")])
+def test_bad_normalisation_settings_are_refused(override, match):
+    with pytest.raises(WavediffError, match=match):
+        load_config("tiny", override)
+
+
+def test_source_peak_outside_its_range_is_refused():
+    with pytest.raises(WavediffError, match="data.source_peak"):
+        load_config("tiny", ["data.source_peak=1.5"])
+
+
+@pytest.mark.parametrize("override, match", [
+    (["diffusion.prior=gaussian"], "diffusion.prior"),
+    (["diffusion.prior_std_min=0"], "prior_std_min"),
+    (["diffusion.prior_energy_max=-1"], "prior_energy_max"),
+])
+def test_bad_prior_settings_are_refused(override, match):
+    with pytest.raises(WavediffError, match=match):
+        load_config("tiny", override)
+
+
+def test_priorgrad_needs_a_mel_vocoder():
+    with pytest.raises(WavediffError, match="conditioning='mel'"):
+        load_config("sc09-class-cpu", ["diffusion.prior=priorgrad"])
+
+
+def test_a_negative_spectral_weight_is_refused():
+    with pytest.raises(WavediffError, match="spectral_loss_weight"):
+        load_config("tiny", ["train.spectral_loss_weight=-0.1"])

@@ -1,4 +1,4 @@
-"""The precision vocabulary: one set of names, checked the same way everywhere."""
+"""wavediff.precision: one set of names, checked the same way everywhere."""
 from __future__ import annotations
 
 import argparse

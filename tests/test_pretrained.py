@@ -1,5 +1,5 @@
-"""The vocoder shipped inside the package: found offline, its card complete, loads and vocodes
-(its quality is measured by benchmarks/recipe.py and recorded in the card, not here)."""
+"""wavediff.pretrained: the vocoder shipped inside the package: found offline, its card complete,
+loads and vocodes (its quality is measured by benchmarks/recipe.py and recorded in the card, not here)."""
 from __future__ import annotations
 
 import json
@@ -10,11 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, tone_sweep
 from wavediff.config import RunConfig
 from wavediff.errors import WavediffError
 from wavediff.pipelines import Vocoder
 from wavediff.pretrained import DEFAULT_VOCODER, bundled_model, bundled_models
+
+from helpers import SR, tone_sweep
 
 
 def test_the_default_vocoder_is_bundled_with_a_complete_card():
