@@ -2,6 +2,7 @@
 Plain helpers (signals, configs, reference samplers) are in helpers.py."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import soundfile as sf
 import torch
 
 from helpers import CLIP_SR, PAPER_RECIPE, SR, clip_config, random_vocoder_model, tone_sweep, write_digits
+from toy_family import ToyFamily
 from wavediff.config import RunConfig, load_config
+from wavediff.models.family import register_family, unregister_family
 from wavediff.models.diffwave import DiffWave
 from wavediff.training.classifier_trainer import ClassifierTraining, train_classifier
 from wavediff.training.trainer import Trainer
@@ -39,6 +42,20 @@ def micro_config() -> RunConfig:
         "train.log_every=2", "train.val_every=4", "train.checkpoint_every=4", "train.keep_last=2",
         "train.val_batches=1",
     ])
+
+
+@pytest.fixture
+def toy() -> Iterator[ToyFamily]:
+    """The two-phase toy family of ``toy_family.py``, registered for one test."""
+    family = register_family(ToyFamily())
+    yield family
+    unregister_family(family.name)
+
+
+@pytest.fixture
+def toy_config(micro_config) -> RunConfig:
+    """``micro_config`` of the toy family, checkpointing every 2 steps."""
+    return micro_config.with_overrides(["family=toy-gan", "train.val_every=100", "train.checkpoint_every=2"])
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,13 @@ CLIP_SR = 8000
 CLIP = 1920   # 12 frames x hop 160
 
 
+def run_wavediff(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m wavediff ARGS`` in a subprocess with no standard input; output captured as text."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "wavediff", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
 def tone_sweep(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
     """A voiced-like test signal: harmonics of a gliding F0 plus a little noise, peak < 1."""
     rng = np.random.default_rng(seed)
@@ -44,6 +51,31 @@ def tone_sweep(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
     x = x * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2)
     x = 0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.shape)
     return x.astype(np.float32)
+
+
+def make_bad_corpus(folder: Path) -> dict[str, str]:
+    """Eight good clips and one file of each bad kind; returns file name -> expected kind."""
+    folder.mkdir(parents=True)
+    for i in range(8):
+        sf.write(folder / f"good_{i}.wav", tone_sweep(0.5 + 0.05 * i, seed=i), SR)
+    (folder / "garbage.wav").write_bytes(np.random.default_rng(0).bytes(3000))
+    (folder / "text.flac").write_text("this is not audio\n")
+    good = (folder / "good_0.wav").read_bytes()
+    (folder / "cut_header.wav").write_bytes(good[:30])
+    sf.write(folder / "empty.wav", np.zeros(0, np.float32), SR)
+    nan = tone_sweep(0.5, seed=20)
+    nan[100:110] = np.nan
+    sf.write(folder / "nan.wav", nan, SR, subtype="FLOAT")
+    inf = tone_sweep(0.5, seed=21)
+    inf[7] = np.inf
+    sf.write(folder / "inf.wav", inf, SR, subtype="FLOAT")
+    sf.write(folder / "rate44k.wav", tone_sweep(0.5, sr=44100, seed=22), 44100)
+    left, right = tone_sweep(0.5, seed=23), tone_sweep(0.5, seed=24)
+    sf.write(folder / "stereo.wav", np.stack([left, right], axis=1), SR)
+    sf.write(folder / "short.wav", tone_sweep(0.02, seed=25), SR)
+    return {"garbage.wav": "unreadable", "text.flac": "unreadable", "cut_header.wav": "unreadable",
+            "empty.wav": "empty", "nan.wav": "non-finite", "inf.wav": "non-finite", "rate44k.wav": "resampled",
+            "stereo.wav": "stereo", "short.wav": "short"}
 
 
 def labelled_tone(freq: float, seconds: float, seed: int) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,17 +11,11 @@ import soundfile as sf
 
 from wavediff.cli import main
 
-from helpers import CLIP, CLIP_SR, SR, tone_sweep
+from helpers import CLIP, CLIP_SR, SR, run_wavediff, tone_sweep
 
 
 MICRO = ["--set", "model.residual_layers=3", "--set", "model.residual_channels=8", "--set", "data.crop_frames=8",
          "--set", "train.batch_size=2", "--set", "data.val_count=2"]
-
-
-def wavediff(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "wavediff", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,7 @@ def trained_run(tmp_path_factory):
     for i in range(6):
         sf.write(data / f"c{i}.wav", tone_sweep(0.5, seed=i), SR)
     run = root / "run"
-    proc = wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "3",
+    proc = run_wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "3",
                     "--no-progress", *MICRO)
     assert proc.returncode == 0, proc.stderr
     return root, data, run
@@ -52,7 +45,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 def test_train_writes_a_checkpoint_and_resumes(trained_run):
     root, data, run = trained_run
     assert (run / "checkpoints" / "step_00000003" / "model.safetensors").is_file()
-    proc = wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "4",
+    proc = run_wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "4",
                     "--resume", "--no-progress", *MICRO)
     assert proc.returncode == 0, proc.stderr
     assert (run / "checkpoints" / "step_00000004").is_dir()
@@ -61,15 +54,15 @@ def test_train_writes_a_checkpoint_and_resumes(trained_run):
 def test_vocode_audio_and_mel_inputs(trained_run):
     root, data, run = trained_run
     out = root / "voc"
-    proc = wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"), str(data / "c1.wav"),
+    proc = run_wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"), str(data / "c1.wav"),
                     "--steps", "6", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert sf.info(out / "c0.wav").frames == int(0.5 * SR)
     mels = root / "mels"
-    proc = wavediff("mel", "--checkpoint", str(run), "--input", str(data / "c2.wav"), "--out", str(mels))
+    proc = run_wavediff("mel", "--checkpoint", str(run), "--input", str(data / "c2.wav"), "--out", str(mels))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((mels / "c2.json").read_text())["wavediff_mel_frontend"]["name"] == "diffwave"
-    proc = wavediff("vocode", "--checkpoint", str(run), "--input", str(mels), "--steps", "50", "--out", str(out))
+    proc = run_wavediff("vocode", "--checkpoint", str(run), "--input", str(mels), "--steps", "50", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert sf.info(out / "c2.wav").frames == np.load(mels / "c2.npy").shape[-1] * 256
 
@@ -78,7 +71,7 @@ def test_vocode_precisions_and_chunks_give_the_same_audio(trained_run):
     """The plain chain (``tiny``'s consistency step switched off) through every engine mode."""
     root, data, run = trained_run
     inputs = [str(data / "c0.wav"), str(data / "c1.wav")]
-    proc = wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / "refused"),
+    proc = run_wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / "refused"),
                     "--chunk-seconds", "stream")
     assert proc.returncode != 0 and "sampler.consistency" in proc.stderr and "not streaming" in proc.stderr
     outs = {}
@@ -86,7 +79,7 @@ def test_vocode_precisions_and_chunks_give_the_same_audio(trained_run):
                         "chunked": ["--precision", "fp32", "--chunk-seconds", "0.1"],
                         "stream": ["--precision", "fp32", "--chunk-seconds", "stream"],
                         "bf16": ["--precision", "bf16"]}.items():
-        proc = wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / name), *flags,
+        proc = run_wavediff("vocode", "--checkpoint", str(run), "--input", *inputs, "--out", str(root / name), *flags,
                         "--sampler", "consistency=none")
         assert proc.returncode == 0, proc.stderr
         assert f"in {name if name == 'bf16' else 'fp32'}" in proc.stderr
@@ -97,47 +90,34 @@ def test_vocode_precisions_and_chunks_give_the_same_audio(trained_run):
 
 
 def test_config_shows_the_parameter_count():
-    proc = wavediff("config", "base")
+    proc = run_wavediff("config", "base")
     assert proc.returncode == 0, proc.stderr
     assert "2,619,971" in proc.stdout and "6139" in proc.stdout
 
 
-def test_demo_runs_small(tmp_path):
-    proc = wavediff("demo", "--out", str(tmp_path / "demo"), "--minutes", "0.05", "--num-train", "6",
-                    "--num-test", "1", timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert "| Griffin-Lim, 32 it |" in proc.stdout and "| DiffWave tiny, 6 steps |" in proc.stdout
-    assert "| DiffWave tiny, 50 steps |" in proc.stdout and "PESQ-WB" in proc.stdout
-    assert "| bundled speech22k-tiny, 6 steps |" in proc.stdout
-    assert len(list((tmp_path / "demo" / "bundled").glob("*.wav"))) == 1    # heard before any training
-    assert (tmp_path / "demo" / "spectrograms.png").stat().st_size > 10_000
-    assert len(list((tmp_path / "demo" / "report" / "audio").glob("*/*.wav"))) == 6
-    assert (tmp_path / "demo" / "report" / "index.html").is_file()
-
-
 def test_bad_inputs_end_in_one_line(trained_run, tmp_path):
     root, data, run = trained_run
-    assert_one_line_error(wavediff("train", "--config", "nope", "--data", str(data), "--out", str(tmp_path / "r")),
+    assert_one_line_error(run_wavediff("train", "--config", "nope", "--data", str(data), "--out", str(tmp_path / "r")),
                           "unknown preset", "'nope'")
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "missing.wav"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "missing.wav"),
                                    "--out", str(tmp_path)), "not found", "missing.wav")
     (tmp_path / "junk.wav").write_bytes(b"RIFF....garbage" * 20)
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "junk.wav"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "junk.wav"),
                                    "--out", str(tmp_path)), "cannot read audio file")
     sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), SR)
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "empty.wav"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "empty.wav"),
                                    "--out", str(tmp_path)), "empty")
     sf.write(tmp_path / "sr16k.wav", tone_sweep(0.2, sr=16000), 16000)
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "sr16k.wav"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "sr16k.wav"),
                                    "--out", str(tmp_path)), "16000 Hz", "22050 Hz")
     np.save(tmp_path / "wrong.npy", np.random.rand(64, 10).astype(np.float32))
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "wrong.npy"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "wrong.npy"),
                                    "--out", str(tmp_path)), "(64, 10)", "80")
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
                                    "--out", str(tmp_path), "--chunk-seconds", "0"), "--chunk-seconds='0'", "auto")
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(tmp_path / "norun"), "--input",
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(tmp_path / "norun"), "--input",
                                    str(data / "c0.wav"), "--out", str(tmp_path)), "checkpoint not found")
-    assert_one_line_error(wavediff("train", "--config", "tiny", "--data", str(tmp_path / "nodata"),
+    assert_one_line_error(run_wavediff("train", "--config", "tiny", "--data", str(tmp_path / "nodata"),
                                    "--out", str(tmp_path / "r2")), "data path not found")
 
 
@@ -146,25 +126,25 @@ def test_non_finite_audio_and_unusable_output_folders_end_in_one_line(trained_ru
     cannot be created (under a regular file, or in /proc) is one line, not a traceback."""
     root, data, run = trained_run
     sf.write(tmp_path / "nan.wav", np.full(4000, np.nan, dtype=np.float32), SR, subtype="FLOAT")
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "nan.wav"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(tmp_path / "nan.wav"),
                                    "--out", str(tmp_path / "v")), "nan.wav", "NaN")
     assert not list(tmp_path.rglob("v/*.wav"))
     bad_set = tmp_path / "set"
     bad_set.mkdir()
     sf.write(bad_set / "good.wav", tone_sweep(0.3, seed=3), SR)
     sf.write(bad_set / "nan.wav", np.full(4000, np.nan, dtype=np.float32), SR, subtype="FLOAT")
-    assert_one_line_error(wavediff("evaluate", "--checkpoint", str(run), "--data", str(bad_set), "--steps", "2",
+    assert_one_line_error(run_wavediff("evaluate", "--checkpoint", str(run), "--data", str(bad_set), "--steps", "2",
                                    "--out", str(tmp_path / "e")), "nan.wav", "NaN")
     (tmp_path / "a_file").write_text("not a folder\n")
     blocked = tmp_path / "a_file" / "out"
-    assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
+    assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
                                    "--out", str(blocked)), "cannot use", str(blocked), "Not a directory")
-    assert_one_line_error(wavediff("evaluate", "--checkpoint", str(run), "--data", str(data), "--steps", "2",
+    assert_one_line_error(run_wavediff("evaluate", "--checkpoint", str(run), "--data", str(data), "--steps", "2",
                                    "--limit", "1", "--out", str(blocked)), "cannot use", str(blocked))
-    assert_one_line_error(wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(blocked),
+    assert_one_line_error(run_wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(blocked),
                                    "--max-steps", "1", "--no-progress", *MICRO), "cannot use", str(blocked))
     if os.path.isdir("/proc/self"):
-        assert_one_line_error(wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
+        assert_one_line_error(run_wavediff("vocode", "--checkpoint", str(run), "--input", str(data / "c0.wav"),
                                        "--out", "/proc/x"), "cannot use", "'/proc/x'")
 
 

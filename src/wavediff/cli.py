@@ -437,7 +437,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     config = load_config(args.name, args.overrides)
     family = family_of(config)
     print(config.to_json())
-    info = family.describe(config)
+    info = family.describe(family.build_model(config), config)
     facts = [f"family: {family.name}", f"parameters: {info.pop('parameters'):,}"]
     facts += [f"receptive field: {v} samples" if k == "receptive_field" else f"{k.replace('_', ' ')}: {v}"
               for k, v in info.items()]

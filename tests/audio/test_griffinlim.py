@@ -1,5 +1,4 @@
 """wavediff.audio.griffinlim: the STFT-magnitude projection, Griffin-Lim and the mel inversion.
-
 References: a signal whose STFT magnitude is the target is a fixed point of the projection;
 librosa's Griffin-Lim and non-negative least squares for the quality of the torch ones; the mel of
 the recovered magnitude against the target mel."""

@@ -1,5 +1,4 @@
 """wavediff.audio.mel: the torch mel front-end against librosa and closed-form filterbank properties.
-
 Tolerances: compressed mels agree with an independent librosa/numpy pipeline to 1e-4 (dB-normalised,
 values in [0, 1]) and 2e-3 (natural log, which magnifies float32 error near the 1e-5 floor);
 filterbank centres agree with the closed-form mel scale to 1 FFT bin."""

@@ -11,7 +11,7 @@ import torch
 from wavediff.diffusion.prior import noise_std
 from wavediff.diffusion.samplers import sample
 from wavediff.errors import WavediffError
-from wavediff.inference import EngineMode, FoldedDiffWave, InferenceEngine
+from wavediff.inference import EngineMode, InferenceEngine
 from wavediff.models.diffwave import build_model
 from wavediff.precision import resolve_precision
 
@@ -84,20 +84,6 @@ def test_int8_weights_equal_a_model_rounded_to_int8(random_vocoder):
     out = InferenceEngine(model, weights="int8").vocode([mel], chain, torch.Generator().manual_seed(2))[0]
     assert (out - ref).abs().max() < 1e-4
     assert (out - reference_vocode(model, mel, chain, seed=2)).abs().max() > 1e-4   # the rounding does something
-
-
-def test_step_constants_are_the_projected_step_embedding(random_vocoder):
-    cfg, model, _ = random_vocoder
-    folded = FoldedDiffWave(model)
-    steps = torch.tensor([0.0, 3.5, 49.0])
-    bias, fill = folded.step_constants(steps)
-    emb = model.step_embedding(steps)
-    p = model.layers[0].step_projection(emb)                 # layer 0: scale 1, offset 0
-    assert torch.allclose(fill[:, 0], -p, atol=1e-6)
-    w = model.layers[0].dilated_conv.weight.sum(dim=2)         # (2C, C) taps summed
-    expected = (p @ w.t() + model.layers[0].dilated_conv.bias + model.layers[0].cond_projection.bias)
-    expected[:, 16:] *= 2                                       # filter half doubled for tanh via sigmoid
-    assert torch.allclose(bias[:, 0], expected, atol=1e-5)
 
 
 def test_engine_refuses_what_it_cannot_run():

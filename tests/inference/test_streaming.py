@@ -1,5 +1,4 @@
 """wavediff.inference.streaming: every step and layer advancing together equals Algorithm 2.
-
 References: the training module run through sample() (closed-form Algorithm 2), torch's own whole
 noise draws, and plain tensors for the ring buffers."""
 from __future__ import annotations

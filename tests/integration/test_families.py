@@ -10,36 +10,12 @@ import torch
 from torch.utils.data import default_collate
 
 from wavediff.checkpoint import load_config_file, load_training_state, resolve_checkpoint
-from wavediff.config import load_config
-from wavediff.errors import WavediffError
 from wavediff.evaluation.report import markdown_report
 from wavediff.evaluation.runner import evaluate
-from wavediff.models.family import family_names, get_family, register_family, unregister_family
 from wavediff.pipelines import Vocoder
 from wavediff.training.trainer import Trainer
 
-from toy_family import ToyFamily, critic_loss, generator_loss
-
-
-@pytest.fixture
-def toy():
-    family = register_family(ToyFamily())
-    yield family
-    unregister_family(family.name)
-
-
-@pytest.fixture
-def toy_config(micro_config):
-    return micro_config.with_overrides(["family=toy-gan", "train.val_every=100", "train.checkpoint_every=2"])
-
-
-def test_the_builtin_family_and_a_bad_name(toy, micro_config):
-    assert "diffwave" in family_names() and get_family("diffwave").name == "diffwave"
-    assert micro_config.family == "diffwave"
-    with pytest.raises(WavediffError, match=r"family='hifi' is not a known model family; choose one of \[.*'diffwave'"):
-        get_family("hifi")
-    with pytest.raises(WavediffError, match="does not train model.conditioning='class'"):
-        Trainer(load_config("sc09-class-cpu", ["family=toy-gan"]), "unused", "unused", progress=False)
+from toy_family import critic_loss, generator_loss
 
 
 def test_an_optimiser_step_runs_each_phase_with_its_own_optimiser(toy, toy_config, audio_dir, tmp_path):

@@ -1,5 +1,4 @@
 """Real class-conditional training on tones; outside the default suite (pytest -m slow).
-
 Three classes of windowed tones (Low 300 Hz, Mid 900 Hz, High 2400 Hz); a small class-conditional
 DiffWave trains for a few minutes, then the clips it generates for each label must have their
 spectral peak nearest that label's frequency (a closed-form oracle, not a learned classifier),

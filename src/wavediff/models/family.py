@@ -102,9 +102,10 @@ class ModelFamily(ABC):
     def build_model(self, config: "RunConfig") -> nn.Module:
         """The network a config describes, with fresh weights."""
 
-    def describe(self, config: "RunConfig") -> dict[str, Any]:
-        """Facts about the network for ``wavediff config``: at least its parameter count."""
-        return {"parameters": sum(p.numel() for p in self.build_model(config).parameters())}
+    def describe(self, model: nn.Module, config: "RunConfig") -> dict[str, Any]:
+        """Facts about ``model`` (built from ``config``) for ``wavediff config`` and the training
+        log: at least its parameter count."""
+        return {"parameters": sum(p.numel() for p in model.parameters())}
 
     def prepare_config(self, config: "RunConfig", mels: Callable[[], Iterable[torch.Tensor]] | None) -> "RunConfig":
         """``config`` with any setting the family measures on the training data before the first

@@ -488,7 +488,7 @@ class Trainer:
 
     def _log_setup(self) -> None:
         cfg = self.config.train
-        facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.family.describe(self.config).items())
+        facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.family.describe(self.model, self.config).items())
         log.info("model: %s, %s preset, %s; %d process(es) on %s, %d threads each; "
                  "global batch %d = %d x %d micro-batch(es) of %d; %d loader worker(s) per process; "
                  "%s precision, %s implementation",

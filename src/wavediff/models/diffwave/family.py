@@ -28,8 +28,8 @@ class DiffWaveFamily(ModelFamily):
     def build_model(self, config: RunConfig) -> DiffWave:
         return build_model(config)
 
-    def describe(self, config: RunConfig) -> dict[str, Any]:
-        return {"parameters": count_parameters(build_model(config)), "receptive_field": config.model.receptive_field}
+    def describe(self, model: nn.Module, config: RunConfig) -> dict[str, Any]:
+        return {"parameters": count_parameters(model), "receptive_field": config.model.receptive_field}
 
     def prepare_config(self, config: RunConfig, mels: Callable[[], Iterable[torch.Tensor]] | None) -> RunConfig:
         """PriorGrad's energy scale (``diffusion.prior_energy_max``), measured on the training mels
@@ -51,7 +51,7 @@ class DiffWaveFamily(ModelFamily):
         d = config.diffusion
         chain = reverse_chain(config, len(d.fast_schedule) or d.num_steps)
         std = noise_std(cond["mel"], config.mel, d) if "mel" in cond else None
-        out = sample(lambda x, t, **c: model(x, t, **c), (1, length), chain, cond=cond, generator=generator,
+        out = sample(model, (1, length), chain, cond=cond, generator=generator,
                      device=device, noise_std=std)
         return out[0]
 

@@ -60,6 +60,6 @@ class DiffWaveObjective(TrainingObjective):
     def loss(self, net: nn.Module, batch: Batch, phase: str, training: bool) -> torch.Tensor:
         audio, cond, steps, noise = self.inputs(batch, training)
         std = noise_std(cond["mel"], self.config.mel, self.config.diffusion) if "mel" in cond else None
-        return diffusion_loss(lambda x, t, **c: net(x, t, **c), audio, self.schedule,
+        return diffusion_loss(net, audio, self.schedule,
                               loss_type=self.config.diffusion.loss, cond=cond, steps=steps, noise=noise,
                               noise_std=std, spectral_weight=self.config.train.spectral_loss_weight)
