@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from wavediff.config import PRESETS, TRAINING_IMPLEMENTATIONS
 from wavediff.errors import WavediffError
 from wavediff.precision import ENGINE_PRECISIONS, GENERATION_PRECISIONS, TRAINING_PRECISIONS, WEIGHT_FORMATS
 
@@ -55,14 +56,11 @@ def _chunk_seconds(raw: str) -> float | None | str:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wavediff", description="DiffWave: train, vocode, generate, evaluate, demo")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff train` and its options."""
     p = sub.add_parser("train", help="train a vocoder, or a class-conditional / unconditional model, on a folder "
                                      "or manifest of audio")
-    p.add_argument("--config", required=True, help="preset name (base, large, sc09-uncond, sc09-class, sc09-uncond-cpu, "
-                        "sc09-class-cpu, tiny) or YAML/JSON file")
+    p.add_argument("--config", required=True, help=f"preset name ({', '.join(PRESETS)}) or YAML/JSON file")
     p.add_argument("--data", required=True, help="folder of audio, or manifest (TSV/CSV with a path column, "
                                                  "LJSpeech metadata.csv, or a .txt list)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, logs, TensorBoard, mel cache)")
@@ -77,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=TRAINING_PRECISIONS, default=None,
                    help="training precision (default: the config's, 'auto' in the presets: bf16 on CPUs with "
                         "AVX512-BF16/AMX and on CUDA with bf16, else fp32; fp16 on CUDA only)")
-    p.add_argument("--implementation", choices=["auto", "fused", "reference"], default=None,
+    p.add_argument("--implementation", choices=TRAINING_IMPLEMENTATIONS, default=None,
                    help="how the network runs in training: 'fused' (time-major, one autograd function, "
                         "reused buffers; 'auto' on CPU) or 'reference' (the modules as drawn; 'auto' on CUDA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -85,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DataLoader worker processes per training process (default: 0 on CPU, up to 4 per GPU)")
     _add_common(p)
 
+
+def _add_vocode_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff vocode` and its options."""
     p = sub.add_parser("vocode", help="turn mels (.npy) or recordings (wav/flac) into audio")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", default=None, help="run folder (latest checkpoint) or checkpoint folder "
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference(p, default_precision="auto")
     _add_common(p)
 
+
+def _add_generate_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff generate` and its options."""
     p = sub.add_parser("generate", help="generate clips with a class-conditional or unconditional checkpoint")
     p.add_argument("--checkpoint", required=True, help="run folder (latest checkpoint) or checkpoint folder")
     p.add_argument("--n", type=int, default=10, help="number of clips (default 10)")
@@ -123,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder: <label>_<i>.wav and samples.tsv")
     _add_common(p)
 
+
+def _add_train_classifier_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff train-classifier` and its options."""
     p = sub.add_parser("train-classifier", help="train the digit classifier of the generative metrics (ResNeXt-style "
                                                 "CNN on log-mel) and report its test accuracy")
     p.add_argument("--data", required=True, help="labelled training clips: folder (Speech Commands names or label "
@@ -138,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (whole epochs)")
     _add_common(p)
 
+
+def _add_evaluate_generation_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff evaluate-generation` and its options."""
     p = sub.add_parser("evaluate-generation", help="the paper's SC09 metrics (accuracy, FID, FID-class, IS, mIS, AM, "
                                                    "NDB/K) for the test split, white noise, checkpoints and folders")
     p.add_argument("--classifier", required=True, help="folder from `wavediff train-classifier`")
@@ -161,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report folder: results.json, results.md, examples/")
     _add_common(p)
 
+
+def _add_mel_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff mel` and its options."""
     p = sub.add_parser("mel", help="compute mels (.npy with a .json front-end description)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="use this checkpoint's front-end")
@@ -169,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     _add_common(p)
 
+
+def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff evaluate` and its options."""
     p = sub.add_parser("evaluate", help="resynthesise a test set with checkpoints and Griffin-Lim; score it, "
                                         "write tables, plots and a listening page")
     p.add_argument("--checkpoint", required=True, action="append", metavar="RUN_OR_CHECKPOINT",
@@ -191,20 +207,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open the page in headless Chromium, check every player and image, save screenshot.png")
     _add_common(p)
 
+
+def _add_curves_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff curves` and its options."""
     p = sub.add_parser("curves", help="plot training and validation loss of run folders")
     p.add_argument("--run", required=True, nargs="+", help="run folders")
     p.add_argument("--out", required=True, help="PNG file")
     _add_common(p)
 
+
+def _add_config_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff config` and its options."""
     p = sub.add_parser("config", help="show a preset as JSON, with its parameter count and receptive field")
     p.add_argument("name", help="preset name or config file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     _add_common(p)
 
+
+def _add_models_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff models` and its options."""
     p = sub.add_parser("models", help="list the vocoders shipped inside the package: data, budget, scores")
     p.add_argument("--json", action="store_true", help="print the model cards as JSON")
     _add_common(p)
 
+
+def _add_demo_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff demo` and its options."""
     p = sub.add_parser("demo", help="the main job: synthesise a corpus, train tiny, vocode, compare with Griffin-Lim")
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--minutes", type=float, default=4.0, help="training budget in minutes (default 4)")
@@ -212,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=int, default=60, help="synthetic training utterances (default 60)")
     p.add_argument("--num-test", type=int, default=4, help="held-out synthetic utterances (default 4)")
     _add_common(p)
+
+
+COMMANDS = (_add_train_command, _add_vocode_command, _add_generate_command, _add_train_classifier_command,
+            _add_evaluate_generation_command, _add_mel_command, _add_evaluate_command, _add_curves_command,
+            _add_config_command, _add_models_command, _add_demo_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wavediff", description="DiffWave: train, vocode, generate, evaluate, demo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_command in COMMANDS:
+        add_command(sub)
     return parser
 
 

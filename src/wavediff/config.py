@@ -51,6 +51,8 @@ Prior = Literal["standard", "priorgrad"]
 Normalization = Literal["none", "peak"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Implementation = Literal["auto", "fused", "reference"]
+# how the network runs in training (wavediff.training.setup resolves "auto")
+TRAINING_IMPLEMENTATIONS = ("auto", "fused", "reference")
 ChainStart = Literal["noise", "griffin-lim"]
 Consistency = Literal["none", "griffin-lim"]
 
@@ -348,7 +350,7 @@ class TrainConfig:
         if not 0 <= self.ema_decay < 1:
             raise WavediffError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
         _check_choice("train.precision", self.precision, TRAINING_PRECISIONS)
-        _check_choice("train.implementation", self.implementation, ["auto", "fused", "reference"])
+        _check_choice("train.implementation", self.implementation, list(TRAINING_IMPLEMENTATIONS))
 
 
 @dataclass(frozen=True)

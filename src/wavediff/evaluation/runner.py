@@ -216,38 +216,17 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
     empty: each checkpoint's own). ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
     Markdown table, plots and listening page are written by :func:`wavediff.evaluation.report.write_report`.
     """
-    if not checkpoints:
-        raise WavediffError("give at least one --checkpoint")
-    if any(s < 1 for s in steps) or any(n < 1 for n in gl_iters):
-        raise WavediffError(f"--steps {list(steps)} and --gl-iters {list(gl_iters)} must be >= 1")
-    if labels is not None and (len(labels) != len(checkpoints) or len(set(labels)) != len(labels)):
-        raise WavediffError(f"labels {list(labels)} must be {len(checkpoints)} distinct names, one per checkpoint")
-    if limit is not None and limit < 1:
-        raise WavediffError(f"--limit={limit} must be >= 1")
-    vocoders = [Vocoder.from_checkpoint(c, device=device, precision=precision) for c in checkpoints]
-    rates = {v.sample_rate for v in vocoders}
-    if len(rates) > 1:
-        raise WavediffError(
-            "the checkpoints have different sample rates "
-            + ", ".join(f"{c}: {v.sample_rate} Hz" for c, v in zip(checkpoints, vocoders))
-            + "; evaluate them separately"
-        )
-    sample_rate = rates.pop()
-    for v in vocoders:
-        for s in steps:
-            v.vocoding.check_steps(s)  # refuse a step count the checkpoint cannot run before any work is done
+    _check_request(checkpoints, steps, gl_iters, labels, limit, samplers)
+    vocoders, sample_rate = _load_vocoders(checkpoints, steps, device, precision)
     entries = read_entries(data)[:limit]
     if not entries:
         raise WavediffError(f"no audio in {str(data)!r}")
     names = list(labels) if labels else _checkpoint_names(checkpoints)
-    if len({label for label, _ in samplers}) != len(samplers):
-        raise WavediffError(f"sampler variants {[label for label, _ in samplers]} need distinct labels")
     systems = build_systems(checkpoints, vocoders, steps, gl_iters, names, samplers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     time_spent = {s.slug: 0.0 for s in systems}
     utterances: list[UtteranceResult] = []
-    total_seconds = 0.0
     resampled = 0
     ids: set[str] = set()
     iterable = progress(list(enumerate(entries))) if progress else enumerate(entries)
@@ -259,49 +238,11 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         if audio_info(entry.path)[1] != sample_rate:
             resampled += 1
         audio = load_audio(entry.path, sample_rate, resample=True)
-        duration = audio.shape[0] / sample_rate
-        total_seconds += duration
-        utt = UtteranceResult(uid, str(entry.path), duration)
-        view = vocoders[0].frontend
-        recording_db = _log_mel_db(audio, view)
-        top_db = float(recording_db.max())
-        rel = Path("audio") / "recording" / f"{uid}.wav"
-        save_audio(out / rel, audio, sample_rate)
-        utt.audio["recording"] = rel.as_posix()
-        rel_png = Path("spectrograms") / "recording" / f"{uid}.png"
-        _save_spectrogram_png(recording_db, out / rel_png, top_db)
-        utt.spectrogram["recording"] = rel_png.as_posix()
-        scorer = SpeechScorer(audio, sample_rate)
-        mels: dict[int, torch.Tensor] = {}
-        for spec in systems:
-            vocoder = vocoders[spec.vocoder_index]
-            if spec.vocoder_index not in mels:
-                mels[spec.vocoder_index] = vocoder.mel(audio)
-            mel = mels[spec.vocoder_index]
-            t0 = time.perf_counter()
-            if spec.kind == "griffin-lim":
-                wav = griffin_lim_from_mel(mel, vocoder.frontend, n_iter=spec.gl_iters, seed=seed)
-            else:
-                generator = torch.Generator().manual_seed(seed + index)
-                wav = vocoder.vocode(mel, spec.steps, generator=generator, sampler=spec.sampler).numpy()
-            time_spent[spec.slug] += time.perf_counter() - t0
-            # a vocoder trained on peak-normalised audio took the mel of the scaled recording
-            wav = np.asarray(wav, dtype=np.float32)[: audio.shape[0]] / np.float32(vocoder.input_gain(audio))
-            if wav.shape[0] < audio.shape[0]:
-                wav = np.pad(wav, (0, audio.shape[0] - wav.shape[0]))
-            scores = {"log_mel_l1": log_mel_l1(audio, wav, vocoder.frontend),
-                      "mr_stft": multi_resolution_stft_distance(audio, wav)}
-            scores.update(scorer.score(wav))
-            utt.scores[spec.slug] = {k: float(scores[k]) for k in METRIC_KEYS}
-            rel = Path("audio") / spec.slug / f"{uid}.wav"
-            save_audio(out / rel, wav, sample_rate)
-            utt.audio[spec.slug] = rel.as_posix()
-            rel_png = Path("spectrograms") / spec.slug / f"{uid}.png"
-            _save_spectrogram_png(_log_mel_db(wav, view), out / rel_png, top_db)
-            utt.spectrogram[spec.slug] = rel_png.as_posix()
-        utterances.append(utt)
+        utterances.append(_evaluate_utterance(UtteranceResult(uid, str(entry.path), audio.shape[0] / sample_rate),
+                                              audio, systems, vocoders, out, seed + index, seed, time_spent))
     if resampled:
         log.info("%d of %d recordings were resampled to %d Hz", resampled, len(entries), sample_rate)
+    total_seconds = sum(u.duration_s for u in utterances)
     results = [SystemResult(spec, {k: summarise(u.scores[spec.slug][k] for u in utterances) for k in METRIC_KEYS},
                             time_spent[spec.slug] / total_seconds, time_spent[spec.slug]) for spec in systems]
     meta = {
@@ -323,3 +264,82 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
     report = EvaluationReport(meta, results, utterances)
     (out / "results.json").write_text(report.to_json())
     return report
+
+
+def _check_request(checkpoints: Sequence[str], steps: Sequence[int], gl_iters: Sequence[int],
+                   labels: Sequence[str] | None, limit: int | None, samplers: Sequence[SamplerVariant]) -> None:
+    """Refuse an evaluation that cannot run, before any work is done."""
+    if not checkpoints:
+        raise WavediffError("give at least one --checkpoint")
+    if any(s < 1 for s in steps) or any(n < 1 for n in gl_iters):
+        raise WavediffError(f"--steps {list(steps)} and --gl-iters {list(gl_iters)} must be >= 1")
+    if labels is not None and (len(labels) != len(checkpoints) or len(set(labels)) != len(labels)):
+        raise WavediffError(f"labels {list(labels)} must be {len(checkpoints)} distinct names, one per checkpoint")
+    if limit is not None and limit < 1:
+        raise WavediffError(f"--limit={limit} must be >= 1")
+    if len({label for label, _ in samplers}) != len(samplers):
+        raise WavediffError(f"sampler variants {[label for label, _ in samplers]} need distinct labels")
+
+
+def _load_vocoders(checkpoints: Sequence[str], steps: Sequence[int], device: str,
+                   precision: str) -> tuple[list[Vocoder], int]:
+    """The checkpoints' vocoders and their common sample rate; each must run every step count."""
+    vocoders = [Vocoder.from_checkpoint(c, device=device, precision=precision) for c in checkpoints]
+    rates = {v.sample_rate for v in vocoders}
+    if len(rates) > 1:
+        raise WavediffError(
+            "the checkpoints have different sample rates "
+            + ", ".join(f"{c}: {v.sample_rate} Hz" for c, v in zip(checkpoints, vocoders))
+            + "; evaluate them separately"
+        )
+    for v in vocoders:
+        for s in steps:
+            v.vocoding.check_steps(s)  # refuse a step count the checkpoint cannot run before any work is done
+    return vocoders, rates.pop()
+
+
+def _evaluate_utterance(utt: UtteranceResult, audio: np.ndarray, systems: Sequence[SystemSpec],
+                        vocoders: Sequence[Vocoder], out: Path, noise_seed: int, gl_seed: int,
+                        time_spent: dict[str, float]) -> UtteranceResult:
+    """Every system's resynthesis of one recording ``audio (L,)``: written, drawn and scored into
+    ``utt``; each system's synthesis time is added to ``time_spent``."""
+    sample_rate = vocoders[0].sample_rate
+    view = vocoders[0].frontend
+    recording_db = _log_mel_db(audio, view)
+    top_db = float(recording_db.max())
+    _write_output(utt, "recording", audio, sample_rate, recording_db, top_db, out)
+    scorer = SpeechScorer(audio, sample_rate)
+    mels: dict[int, torch.Tensor] = {}
+    for spec in systems:
+        vocoder = vocoders[spec.vocoder_index]
+        if spec.vocoder_index not in mels:
+            mels[spec.vocoder_index] = vocoder.mel(audio)
+        mel = mels[spec.vocoder_index]
+        t0 = time.perf_counter()
+        if spec.kind == "griffin-lim":
+            wav = griffin_lim_from_mel(mel, vocoder.frontend, n_iter=spec.gl_iters, seed=gl_seed)
+        else:
+            generator = torch.Generator().manual_seed(noise_seed)
+            wav = vocoder.vocode(mel, spec.steps, generator=generator, sampler=spec.sampler).numpy()
+        time_spent[spec.slug] += time.perf_counter() - t0
+        # a vocoder trained on peak-normalised audio took the mel of the scaled recording
+        wav = np.asarray(wav, dtype=np.float32)[: audio.shape[0]] / np.float32(vocoder.input_gain(audio))
+        if wav.shape[0] < audio.shape[0]:
+            wav = np.pad(wav, (0, audio.shape[0] - wav.shape[0]))
+        scores = {"log_mel_l1": log_mel_l1(audio, wav, vocoder.frontend),
+                  "mr_stft": multi_resolution_stft_distance(audio, wav)}
+        scores.update(scorer.score(wav))
+        utt.scores[spec.slug] = {k: float(scores[k]) for k in METRIC_KEYS}
+        _write_output(utt, spec.slug, wav, sample_rate, _log_mel_db(wav, view), top_db, out)
+    return utt
+
+
+def _write_output(utt: UtteranceResult, slug: str, wav: np.ndarray, sample_rate: int, db: np.ndarray,
+                  top_db: float, out: Path) -> None:
+    """``audio/<slug>/<id>.wav`` and ``spectrograms/<slug>/<id>.png`` (dB from ``top_db`` down), noted in ``utt``."""
+    rel = Path("audio") / slug / f"{utt.id}.wav"
+    save_audio(out / rel, wav, sample_rate)
+    utt.audio[slug] = rel.as_posix()
+    rel_png = Path("spectrograms") / slug / f"{utt.id}.png"
+    _save_spectrogram_png(db, out / rel_png, top_db)
+    utt.spectrogram[slug] = rel_png.as_posix()

@@ -32,7 +32,7 @@ from typing import Sequence
 import torch
 
 from wavediff.diffusion.samplers import Estimate, estimate_x0, noise_for_estimate
-from wavediff.diffusion.schedule import SamplingSchedule
+from wavediff.diffusion.schedule import ReverseStep, SamplingSchedule
 from wavediff.errors import WavediffError
 from wavediff.inference.mode import EngineMode
 from wavediff.inference.network import CPU_TILE_ROWS, FoldedNetwork, Segment, layout, padding_ranges
@@ -233,50 +233,12 @@ class InferenceEngine:
         """
         if len(mels) == 0:
             return []
-        n_mels = self.net.folded.n_mels
-        for i, mel in enumerate(mels):
-            if mel.dim() != 2 or mel.shape[0] != n_mels or mel.shape[1] < 1:
-                raise WavediffError(f"mel {i} has shape {tuple(mel.shape)}; expected ({n_mels}, frames >= 1)")
-        if isinstance(generator, (list, tuple)):
-            if len(generator) != len(mels):
-                raise WavediffError(f"got {len(generator)} generators for {len(mels)} mels; give one or one each")
-            gens: list[torch.Generator | None] = list(generator)
-        else:
-            gens = [generator] * len(mels)
         mels = [m.to(torch.float32) for m in mels]
-        lengths = [m.shape[-1] * self.net.hop_length for m in mels]
-        segments, total = layout(lengths, self.net.pad_rows)
-        if x_start is not None:
-            for seg in segments:
-                if x_start[seg.index].numel() != seg.length:
-                    raise WavediffError(f"x_start {seg.index} has {x_start[seg.index].numel()} samples, "
-                                        f"expected {seg.length}")
-        stds: list[torch.Tensor] | None = None
-        if noise_std is not None:
-            if len(noise_std) != len(mels):
-                raise WavediffError(f"got {len(noise_std)} noise_std tensors for {len(mels)} mels; give one each")
-            stds = [s.to(torch.float32).reshape(-1) for s in noise_std]
-            for seg in segments:
-                if stds[seg.index].numel() != seg.length:
-                    raise WavediffError(f"noise_std {seg.index} has {stds[seg.index].numel()} samples, "
-                                        f"expected {seg.length}")
-        if correct_x0 is not None and len(correct_x0) != len(mels):
-            raise WavediffError(f"got {len(correct_x0)} x0 corrections for {len(mels)} mels; give one each")
+        gens, segments, total, stds = self._check_inputs(mels, generator, x_start, noise_std, correct_x0)
         if self.mode.streaming:
-            if correct_x0 is not None and any(c is not None for c in correct_x0):
-                raise WavediffError("a correction of the clean estimate (sampler.consistency) needs every "
-                                    "sample of a step at once; use one pass or chunks, not streaming")
             return self._vocode_streaming(mels, segments, total, chain, gens, x_start, stds)
-        x = self.net.workspace.get("state", (total,), torch.float32, zero=True)
+        x = self._start_state(segments, total, gens, x_start, stds)
         dev_stds = [s.to(self.device) for s in stds] if stds is not None else None
-        for seg in segments:
-            if x_start is not None:
-                start = x_start[seg.index].to(torch.float32).reshape(-1)
-            else:
-                start = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0]
-                if stds is not None:
-                    start = start * stds[seg.index]
-            x[seg.start:seg.stop] = start.to(self.device)
         biases, fills = self.net.folded.step_constants(chain.timesteps)
         biases, fills = biases.to(self.device, self.net.dtype), fills.to(self.device, self.net.dtype)
         windows = self._windows(total)
@@ -300,21 +262,85 @@ class InferenceEngine:
                     else:
                         mel_up = self._upsampled_mel(mels, segments, window[0], window[1])
                     self._denoise_window(x, eps, window, segments, biases[s], fills[s], cond_cache, mel_up)
-            for seg in segments:
-                xs = x[seg.start:seg.stop]
-                correct = correct_x0[seg.index] if correct_x0 is not None else None
-                if correct is not None:
-                    es = eps[seg.start:seg.stop]
-                    x0 = correct(step.number, estimate_x0(xs, es, step.gbar))
-                    if x0 is not None:
-                        es.copy_(noise_for_estimate(xs, x0.to(xs.device, xs.dtype), step.gbar))
-                step.mean_(xs, eps[seg.start:seg.stop])
-                if step.adds_noise:
-                    z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0].to(self.device)
-                    if dev_stds is not None:
-                        z.mul_(dev_stds[seg.index])
-                    xs.add_(z, alpha=step.sigma)
+            self._update_state(step, x, eps, segments, gens, dev_stds, correct_x0)
         return [x[seg.start:seg.stop].cpu().clone() for seg in segments]
+
+    def _check_inputs(self, mels: Sequence[torch.Tensor],
+                      generator: torch.Generator | Sequence[torch.Generator] | None,
+                      x_start: Sequence[torch.Tensor] | None, noise_std: Sequence[torch.Tensor] | None,
+                      correct_x0: Sequence[Estimate | None] | None
+                      ) -> tuple[list[torch.Generator | None], list[Segment], int, list[torch.Tensor] | None]:
+        """:meth:`vocode`'s arguments checked against each other: one generator per utterance,
+        the layout of the utterances in the state ``(segments, total samples)``, and each
+        utterance's ``noise_std`` as a flat fp32 tensor (``None`` without a prior)."""
+        n_mels = self.net.folded.n_mels
+        for i, mel in enumerate(mels):
+            if mel.dim() != 2 or mel.shape[0] != n_mels or mel.shape[1] < 1:
+                raise WavediffError(f"mel {i} has shape {tuple(mel.shape)}; expected ({n_mels}, frames >= 1)")
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != len(mels):
+                raise WavediffError(f"got {len(generator)} generators for {len(mels)} mels; give one or one each")
+            gens: list[torch.Generator | None] = list(generator)
+        else:
+            gens = [generator] * len(mels)
+        lengths = [m.shape[-1] * self.net.hop_length for m in mels]
+        segments, total = layout(lengths, self.net.pad_rows)
+        if x_start is not None:
+            for seg in segments:
+                if x_start[seg.index].numel() != seg.length:
+                    raise WavediffError(f"x_start {seg.index} has {x_start[seg.index].numel()} samples, "
+                                        f"expected {seg.length}")
+        stds: list[torch.Tensor] | None = None
+        if noise_std is not None:
+            if len(noise_std) != len(mels):
+                raise WavediffError(f"got {len(noise_std)} noise_std tensors for {len(mels)} mels; give one each")
+            stds = [s.to(torch.float32).reshape(-1) for s in noise_std]
+            for seg in segments:
+                if stds[seg.index].numel() != seg.length:
+                    raise WavediffError(f"noise_std {seg.index} has {stds[seg.index].numel()} samples, "
+                                        f"expected {seg.length}")
+        if correct_x0 is not None and len(correct_x0) != len(mels):
+            raise WavediffError(f"got {len(correct_x0)} x0 corrections for {len(mels)} mels; give one each")
+        if self.mode.streaming and correct_x0 is not None and any(c is not None for c in correct_x0):
+            raise WavediffError("a correction of the clean estimate (sampler.consistency) needs every "
+                                "sample of a step at once; use one pass or chunks, not streaming")
+        return gens, segments, total, stds
+
+    def _start_state(self, segments: list[Segment], total: int, gens: list[torch.Generator | None],
+                     x_start: Sequence[torch.Tensor] | None, stds: list[torch.Tensor] | None) -> torch.Tensor:
+        """The state ``(total,)`` holding each utterance's x_S: given, or drawn from its generator
+        (scaled by its sigma under PriorGrad), utterance by utterance; zeros between them."""
+        x = self.net.workspace.get("state", (total,), torch.float32, zero=True)
+        for seg in segments:
+            if x_start is not None:
+                start = x_start[seg.index].to(torch.float32).reshape(-1)
+            else:
+                start = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0]
+                if stds is not None:
+                    start = start * stds[seg.index]
+            x[seg.start:seg.stop] = start.to(self.device)
+        return x
+
+    def _update_state(self, step: ReverseStep, x: torch.Tensor, eps: torch.Tensor, segments: list[Segment],
+                      gens: list[torch.Generator | None], stds: list[torch.Tensor] | None,
+                      correct_x0: Sequence[Estimate | None] | None) -> None:
+        """One reverse step on each utterance of the state, in place, from the network's noise
+        estimate ``eps``: the correction of the clean estimate where given, the mean, then the
+        step's noise (drawn utterance by utterance, scaled by ``stds`` on the device)."""
+        for seg in segments:
+            xs = x[seg.start:seg.stop]
+            correct = correct_x0[seg.index] if correct_x0 is not None else None
+            if correct is not None:
+                es = eps[seg.start:seg.stop]
+                x0 = correct(step.number, estimate_x0(xs, es, step.gbar))
+                if x0 is not None:
+                    es.copy_(noise_for_estimate(xs, x0.to(xs.device, xs.dtype), step.gbar))
+            step.mean_(xs, eps[seg.start:seg.stop])
+            if step.adds_noise:
+                z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0].to(self.device)
+                if stds is not None:
+                    z.mul_(stds[seg.index])
+                xs.add_(z, alpha=step.sigma)
 
     def _vocode_streaming(self, mels: Sequence[torch.Tensor], segments: list[Segment], total: int,
                           chain: SamplingSchedule, gens: list[torch.Generator | None],
