@@ -9,22 +9,21 @@ import pytest
 import soundfile as sf
 import torch
 
-from helpers import CLIP_SR, PAPER_RECIPE, SR, clip_config, random_vocoder_model, tone_sweep, write_digits
-from toy_family import ToyFamily
 from wavediff.config import RunConfig, load_config
-from wavediff.models.family import register_family, unregister_family
 from wavediff.models.diffwave import DiffWave
+from wavediff.models.family import register_family, unregister_family
 from wavediff.training.classifier_trainer import ClassifierTraining, train_classifier
 from wavediff.training.trainer import Trainer
+
+from helpers import (CLIP_SR, PAPER_RECIPE, SR, clip_config, random_vocoder_model, tone_sweep, write_digits,
+    write_tone_files)
+from toy_family import ToyFamily
 
 
 @pytest.fixture
 def audio_dir(tmp_path: Path) -> Path:
     """Ten short wavs (0.4 s to 1.3 s) and one clip shorter than a crop."""
-    folder = tmp_path / "audio"
-    folder.mkdir()
-    for i in range(10):
-        sf.write(folder / f"clip_{i:02d}.wav", tone_sweep(0.4 + 0.1 * i, seed=i), SR)
+    folder = write_tone_files(tmp_path / "audio", [0.4 + 0.1 * i for i in range(10)])
     sf.write(folder / "short.wav", tone_sweep(0.05, seed=99), SR)
     return folder
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,15 @@ BASE_ETAS = [1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5]
 # labelled clips: three "words" (tones) at 8 kHz, Speech Commands file names
 CLIP_SR = 8000
 CLIP = 1920   # 12 frames x hop 160
+
+
+def write_tone_files(folder: Path, seconds: Sequence[float], name: str = "clip_{i:02d}", seed: int = 0) -> Path:
+    """One ``tone_sweep`` wav at SR per duration in ``seconds``, file i named ``name.format(i=i)``
+    and drawn with seed ``seed + i``; the folder is made. Returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, duration in enumerate(seconds):
+        sf.write(folder / f"{name.format(i=i)}.wav", tone_sweep(duration, seed=seed + i), SR)
+    return folder
 
 
 def run_wavediff(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

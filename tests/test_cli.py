@@ -11,7 +11,7 @@ import soundfile as sf
 
 from wavediff.cli import main
 
-from helpers import CLIP, CLIP_SR, SR, run_wavediff, tone_sweep
+from helpers import CLIP, CLIP_SR, SR, run_wavediff, tone_sweep, write_tone_files
 
 
 MICRO = ["--set", "model.residual_layers=3", "--set", "model.residual_channels=8", "--set", "data.crop_frames=8",
@@ -21,10 +21,7 @@ MICRO = ["--set", "model.residual_layers=3", "--set", "model.residual_channels=8
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    data = root / "data"
-    data.mkdir()
-    for i in range(6):
-        sf.write(data / f"c{i}.wav", tone_sweep(0.5, seed=i), SR)
+    data = write_tone_files(root / "data", [0.5] * 6, name="c{i}")
     run = root / "run"
     proc = run_wavediff("train", "--config", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "3",
                     "--no-progress", *MICRO)

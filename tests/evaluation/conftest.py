@@ -5,21 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 
-from helpers import SR, tone_sweep, untrained_run
 from wavediff.evaluation.report import write_report
 from wavediff.evaluation.runner import evaluate
+
+from helpers import untrained_run, write_tone_files
 
 
 @pytest.fixture(scope="package")
 def evaluation_runs(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     """(root, test folder of two utterances, run_a, run_b): two untrained runs whose folders share a name."""
     root = tmp_path_factory.mktemp("evaluate")
-    data = root / "test"
-    data.mkdir()
-    for i in range(2):
-        sf.write(data / f"utt{i}.wav", tone_sweep(0.6 + 0.2 * i, seed=10 + i), SR)
+    data = write_tone_files(root / "test", [0.6, 0.8], name="utt{i}", seed=10)
     run_a = untrained_run(root / "run_a", 0)
     run_b = untrained_run(root / "run_b" / "nested" / "run_a", 1)  # same folder name: must get a distinct label
     return root, data, run_a, run_b

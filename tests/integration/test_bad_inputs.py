@@ -25,7 +25,7 @@ from wavediff.errors import WavediffError
 from wavediff.pipelines import Vocoder
 from wavediff.training.trainer import Trainer
 
-from helpers import SR, make_bad_corpus, tone_sweep
+from helpers import SR, make_bad_corpus, tone_sweep, write_tone_files
 
 
 # ----------------------------------------------------------------------------- the mel cache
@@ -110,10 +110,7 @@ def trained_checkpoint(tmp_path_factory):
     from wavediff.config import load_config
 
     root = tmp_path_factory.mktemp("fuzz_ckpt")
-    audio = root / "audio"
-    audio.mkdir()
-    for i in range(5):
-        sf.write(audio / f"clip{i}.wav", tone_sweep(0.3, seed=i), SR)
+    audio = write_tone_files(root / "audio", [0.3] * 5)
     cfg = load_config("tiny", ["model.residual_layers=2", "model.residual_channels=4", "model.dilation_cycle=2",
                                "data.crop_frames=8", "data.val_count=0", "train.batch_size=2",
                                "train.checkpoint_every=2"])
