@@ -299,7 +299,7 @@ def _describe_os_error(exc: OSError) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from wavediff.config import load_config
-    from wavediff.training.distributed import configure_rank_logging, init_distributed
+    from wavediff.training.distributed import configure_rank_logging, end_process, init_distributed
     from wavediff.training.trainer import Trainer
 
     overrides = list(args.overrides)
@@ -332,6 +332,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
              last, result.checkpoint)
     if result.stopped_by and result.stopped_by != "time budget":
         log.info("stopped by %s; continue with the same command and --resume", result.stopped_by)
+    if ctx.enabled:
+        end_process(0)   # gloo's threads outlive the group once DDP was built: no interpreter finalisation
     return 0
 
 

@@ -1,16 +1,18 @@
 """wavediff.training.distributed: outside torchrun a single-process context whose collectives are
-the identity; torchrun's variables checked with named errors; other ranks log warnings only.
-(Several processes are tested in tests/integration/test_distributed.py.)"""
+the identity; torchrun's variables checked with named errors; other ranks log warnings only;
+end_process flushes logs and streams and skips interpreter finalisation. (Several processes are
+tested in tests/integration/test_distributed.py.)"""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from wavediff.errors import WavediffError
-from wavediff.training.distributed import (ENV_VARS, configure_rank_logging, init_distributed,
-                                           launched_by_torchrun)
+from wavediff.training.distributed import ENV_VARS, configure_rank_logging, init_distributed, launched_by_torchrun
 
 
 @pytest.fixture
@@ -61,3 +63,22 @@ def test_other_ranks_keep_warnings_only_with_their_rank(monkeypatch):
     assert root.level == logging.WARNING
     record = logging.LogRecord("wavediff", logging.WARNING, __file__, 1, "slow", None, None)
     assert handler.format(record).startswith("[rank 3] ") and handler.format(record).endswith("wavediff: slow")
+
+
+def test_end_process_flushes_logs_and_streams_and_exits_with_the_code(tmp_path):
+    script = f"""
+import logging, sys
+from wavediff.training.distributed import end_process
+logging.basicConfig(filename={str(tmp_path / 'run.log')!r}, level=logging.INFO)
+logging.getLogger('wavediff').info('last line of the log')
+sys.stdout.write('buffered, no newline')
+import atexit
+atexit.register(lambda: print('atexit ran'))
+end_process(3)
+print('not reached')
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 3
+    assert done.stdout == "buffered, no newline"           # flushed; no finalisation (atexit did not run)
+    assert "last line of the log" in (tmp_path / "run.log").read_text()
