@@ -107,7 +107,7 @@ def main() -> None:
     head = " | ".join(f"t={t}" for t in score_steps)
     print(f"# preset {args.preset}, {args.steps} steps each, {args.threads} threads; held-out ε-MSE on "
           f"{args.crops} crops, scored in fp32 by the reference modules")
-    print(f"# command: python benchmarks/precision_learning.py " + " ".join(sys.argv[1:]))
+    print("# command: python benchmarks/precision_learning.py " + " ".join(sys.argv[1:]))
     print(f"| setup | training s | train loss (last 50 steps) | {head} | mean |")
     print("|---|---:|---:|" + "---:|" * (len(score_steps) + 1))
     for r in rows:

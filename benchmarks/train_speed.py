@@ -179,7 +179,7 @@ def main() -> None:
     samples = args.crop_frames * config.mel.hop_length
     print(f"# {date.today().isoformat()}; {cpu_name() if device.type == 'cpu' else torch.cuda.get_device_name(device)}; "
           f"{args.threads} threads; torch {torch.__version__}; {platform.python_version()}")
-    print(f"# GEMM peak measured now (2048^3 on CPU, 8192^3 on CUDA): "
+    print("# GEMM peak measured now (2048^3 on CPU, 8192^3 on CUDA): "
           + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s")
     print(f"# command: python benchmarks/{Path(__file__).name} " + " ".join(sys.argv[1:]))
     print("| variant | preset | batch | crop | precision | threads | device | s/step (median) | data s/step "
