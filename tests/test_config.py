@@ -127,3 +127,30 @@ def test_sampler_settings_are_checked_and_recorded():
     with pytest.raises(WavediffError, match="conditioning='mel'"):
         load_config("sc09-class-cpu", ["sampler.consistency=griffin-lim"])
     assert SamplerConfig().with_overrides(["consistency=griffin-lim"]).consistency == "griffin-lim"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hifigan.upsample_kernels=[16,16,4]", "one kernel per rate"),
+    ("hifigan.upsample_kernels=[16,16,4,1]", "kernels at least their rate"),
+    ("hifigan.resblock=3", r"hifigan.resblock=3 is not allowed; choose one of \[1, 2\]"),
+    ("hifigan.resblock_kernels=[3,7]", "one list per kernel"),
+    ("hifigan.resblock_kernels=[3,6,11]", "must be odd"),
+    ("hifigan.initial_channels=8", "initial_channels=8 must be >= 16"),
+    ("hifigan.discriminator_width=0.3", "multiple of 1/8"),
+    ("hifigan.periods=[1,2]", "each >= 2"),
+])
+def test_bad_hifigan_settings_are_named(override, message):
+    with pytest.raises(WavediffError, match=message):
+        load_config("tiny", [override])
+
+
+def test_the_hifigan_section_defaults_to_v1_and_round_trips():
+    cfg = load_config("tiny", ["hifigan.upsample_rates=[8,8,4]", "hifigan.upsample_kernels=[16,16,8]",
+                               "hifigan.resblock=2", "hifigan.resblock_dilations=[[1,2],[2,6],[3,12]]",
+                               "hifigan.resblock_kernels=[3,5,7]", "hifigan.initial_channels=256"])
+    assert cfg.hifigan.hop_length == 256 and cfg.hifigan.resblock_dilations == ((1, 2), (2, 6), (3, 12))
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    older = cfg.to_dict()
+    del older["hifigan"]                       # checkpoints written before the section existed
+    assert RunConfig.from_dict(older).hifigan == load_config("tiny").hifigan
+    assert load_config("tiny").hifigan.upsample_rates == (8, 8, 2, 2)      # the paper's V1

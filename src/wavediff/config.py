@@ -354,6 +354,69 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class HiFiGANConfig:
+    """HiFi-GAN (Kong, Kim and Bae 2020): the generator, the two discriminators and the loss
+    weights. Read only when ``family='hifigan'``. The defaults are the paper's V1.
+
+    The generator upsamples the mel ``prod(upsample_rates)`` times (which must equal the mel's
+    hop) with transposed convolutions, each followed by a multi-receptive-field fusion of
+    residual blocks (``resblock`` 1: two convolutions per dilation; 2: one).
+    ``discriminator_width`` scales every channel count of both discriminators (1.0: the paper's;
+    smaller for CPU budgets, in steps of 1/8 so that the grouped convolutions of the scale
+    discriminator keep channels in 16s).
+    """
+
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)
+    upsample_kernels: tuple[int, ...] = (16, 16, 4, 4)
+    initial_channels: int = 512
+    resblock: int = 1
+    resblock_kernels: tuple[int, ...] = (3, 7, 11)
+    resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    leaky_slope: float = 0.1
+    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    scales: int = 3
+    discriminator_width: float = 1.0
+    mel_loss_weight: float = 45.0
+    feature_loss_weight: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check_choice("hifigan.resblock", self.resblock, [1, 2])
+        if not self.upsample_rates or len(self.upsample_kernels) != len(self.upsample_rates):
+            raise WavediffError(f"hifigan.upsample_kernels={list(self.upsample_kernels)} must give one kernel per "
+                                f"rate of hifigan.upsample_rates={list(self.upsample_rates)}")
+        for rate, kernel in zip(self.upsample_rates, self.upsample_kernels):
+            if rate < 1 or kernel < rate:
+                raise WavediffError(f"hifigan upsampling rate {rate} with kernel {kernel}: rates must be >= 1 and "
+                                    "kernels at least their rate")
+        if self.initial_channels < 2 ** len(self.upsample_rates):
+            raise WavediffError(f"hifigan.initial_channels={self.initial_channels} must be >= "
+                                f"{2 ** len(self.upsample_rates)} (halved at each of the {len(self.upsample_rates)} "
+                                "upsampling stages)")
+        if not self.resblock_kernels or len(self.resblock_dilations) != len(self.resblock_kernels):
+            raise WavediffError(f"hifigan.resblock_dilations={[list(d) for d in self.resblock_dilations]} must give "
+                                f"one list per kernel of hifigan.resblock_kernels={list(self.resblock_kernels)}")
+        if any(k < 1 or k % 2 == 0 for k in self.resblock_kernels) or any(
+                not d or min(d) < 1 for d in self.resblock_dilations):
+            raise WavediffError("hifigan.resblock_kernels must be odd and hifigan.resblock_dilations >= 1, got "
+                                f"{list(self.resblock_kernels)} and {[list(d) for d in self.resblock_dilations]}")
+        if any(p < 2 for p in self.periods) or self.scales < 0 or not (self.periods or self.scales):
+            raise WavediffError(f"hifigan.periods={list(self.periods)} (each >= 2) and hifigan.scales={self.scales} "
+                                "(>= 0) must give at least one discriminator")
+        eighths = 8 * self.discriminator_width
+        if not self.discriminator_width > 0 or abs(eighths - round(eighths)) > 1e-9:
+            raise WavediffError(f"hifigan.discriminator_width={self.discriminator_width} must be a positive multiple "
+                                "of 1/8 (the scale discriminator's grouped convolutions need channels in 16s)")
+        for name in ("leaky_slope", "mel_loss_weight", "feature_loss_weight"):
+            if getattr(self, name) < 0:
+                raise WavediffError(f"hifigan.{name}={getattr(self, name)} must be >= 0")
+
+    @property
+    def hop_length(self) -> int:
+        """Output samples per mel frame: the product of the upsampling rates."""
+        return math.prod(self.upsample_rates)
+
+
+@dataclass(frozen=True)
 class SamplerConfig:
     """How a vocoder's reverse chain starts and whether it is held to its mel (inference only;
     a checkpoint records the defaults its ``wavediff vocode`` and ``evaluate`` use).
@@ -406,6 +469,8 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    hifigan: HiFiGANConfig = field(default_factory=HiFiGANConfig)
+    """HiFi-GAN's settings, read when ``family='hifigan'``."""
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -526,7 +591,7 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         )
     kwargs: dict[str, Any] = {}
     nested = {"mel": MelConfig, "diffusion": DiffusionConfig, "model": ModelConfig,
-              "data": DataConfig, "train": TrainConfig, "sampler": SamplerConfig}
+              "data": DataConfig, "train": TrainConfig, "sampler": SamplerConfig, "hifigan": HiFiGANConfig}
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
         if cls is RunConfig and name in nested:
