@@ -2,6 +2,7 @@
 from wavediff.models.hifigan.discriminators import (HiFiGANDiscriminators, PeriodDiscriminator, ScaleDiscriminator,
                                                     fold_periods, pool_scale)
 from wavediff.models.hifigan.network import HiFiGANGenerator, ResidualBlock, count_parameters, fold_weight_norm
+from wavediff.models.hifigan.reference import read_reference_generator
 
 __all__ = ["HiFiGANDiscriminators", "HiFiGANGenerator", "PeriodDiscriminator", "ResidualBlock", "ScaleDiscriminator",
-           "count_parameters", "fold_periods", "fold_weight_norm", "pool_scale"]
+           "count_parameters", "fold_periods", "fold_weight_norm", "pool_scale", "read_reference_generator"]
