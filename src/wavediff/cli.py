@@ -481,7 +481,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
     print(config.to_json())
     info = family.describe(family.build_model(config), config)
     facts = [f"family: {family.name}", f"parameters: {info.pop('parameters'):,}"]
-    facts += [f"receptive field: {v} samples" if k == "receptive_field" else f"{k.replace('_', ' ')}: {v}"
+    facts += [f"receptive field: {v} samples" if k == "receptive_field" else
+              f"{k.replace('_', ' ')}: {v:,}" if isinstance(v, int) else f"{k.replace('_', ' ')}: {v}"
               for k, v in info.items()]
     print("# " + "; ".join(facts))
     return 0

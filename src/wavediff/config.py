@@ -324,7 +324,7 @@ class TrainConfig:
     batch_size: int = 16
     micro_batch_size: int = 0
     learning_rate: float = 2e-4
-    grad_clip_norm: float = 1.0
+    grad_clip_norm: float = 1.0         # 0: no clipping (the norm is still logged)
     ema_decay: float = 0.999
     max_steps: int = 1_000_000
     seed: int = 0
@@ -346,7 +346,8 @@ class TrainConfig:
         if self.micro_batch_size < 0:
             raise WavediffError(f"train.micro_batch_size={self.micro_batch_size} must be >= 0 (0: no accumulation)")
         _check_positive("train.learning_rate", self.learning_rate)
-        _check_positive("train.grad_clip_norm", self.grad_clip_norm)
+        if self.grad_clip_norm < 0:
+            raise WavediffError(f"train.grad_clip_norm={self.grad_clip_norm} must be >= 0 (0: no clipping)")
         if not 0 <= self.ema_decay < 1:
             raise WavediffError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
         _check_choice("train.precision", self.precision, TRAINING_PRECISIONS)
@@ -462,7 +463,7 @@ class RunConfig:
 
     preset: str = "custom"
     family: str = "diffwave"
-    """The model family (:mod:`wavediff.models.family`): ``diffwave``."""
+    """The model family (:mod:`wavediff.models.family`): ``diffwave`` or ``hifigan``."""
     mel: MelConfig = field(default_factory=MelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -670,6 +671,28 @@ def _preset_tiny() -> RunConfig:
     )
 
 
+HIFIGAN_VERSIONS: dict[str, HiFiGANConfig] = {
+    "v1": HiFiGANConfig(),
+    "v2": HiFiGANConfig(initial_channels=128),
+    "v3": HiFiGANConfig(upsample_rates=(8, 8, 4), upsample_kernels=(16, 16, 8), initial_channels=256, resblock=2,
+                        resblock_kernels=(3, 5, 7), resblock_dilations=((1, 2), (2, 6), (3, 12))),
+    # the AudioLDM / AudioLDM 2 vocoder: 16 kHz, 64 bands, hop 160
+    "audioldm": HiFiGANConfig(upsample_rates=(5, 4, 2, 2, 2), upsample_kernels=(16, 16, 8, 4, 4),
+                              initial_channels=1024),
+}
+
+
+def _preset_hifigan(version: str) -> RunConfig:
+    # the authors' training: segments of 8192 samples, batch 16, AdamW at 2e-4, no EMA, no clipping
+    mel = MEL_PRESETS["audioldm" if version == "audioldm" else "hifigan"]
+    return RunConfig(
+        preset=f"hifigan-{version}", family="hifigan", mel=mel, hifigan=HIFIGAN_VERSIONS[version],
+        data=DataConfig(crop_frames=8192 // mel.hop_length),
+        train=TrainConfig(batch_size=16, learning_rate=2e-4, ema_decay=0.0, grad_clip_norm=0.0,
+                          val_every=1000, checkpoint_every=1000, log_every=50),
+    )
+
+
 # overrides that take any vocoder preset back to the paper's recipe: N(0, I), audio as recorded, no
 # auxiliary loss, the plain chain from noise (benchmarks measuring that recipe pin it with these)
 PAPER_RECIPE: tuple[str, ...] = (
@@ -685,6 +708,7 @@ PRESETS = {
     "sc09-uncond-cpu": _preset_sc09_uncond_cpu,
     "sc09-class-cpu": _preset_sc09_class_cpu,
     "tiny": _preset_tiny,
+    **{f"hifigan-{v}": (lambda v=v: _preset_hifigan(v)) for v in HIFIGAN_VERSIONS},
 }
 
 

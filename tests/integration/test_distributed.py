@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from wavediff.checkpoint import list_checkpoints, load_training_state
+from wavediff.config import load_config
 from wavediff.training.trainer import Trainer
 
 
@@ -133,3 +134,24 @@ def test_the_two_node_command_trains_like_one_process(tmp_path, audio_dir, confi
     assert sum("2 process(es) on cpu" in o for o in outputs) == 1    # rank 0 (on one of the nodes) logs
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     assert relative_difference(a, b, start) < RELATIVE_TOLERANCE
+
+
+def test_a_gan_trains_on_two_processes_as_on_one(tmp_path, audio_dir):
+    """HiFi-GAN's two phases (each its own forward through the DDP wrapper, which looks for the
+    parameters a phase leaves unused) against one process with the same global batch."""
+    config = load_config("hifigan-v3", ["hifigan.initial_channels=32", "hifigan.discriminator_width=0.125",
+                                        "hifigan.periods=[2,3]", "hifigan.scales=1", "data.crop_frames=16",
+                                        "train.batch_size=4", "data.val_count=2", "train.val_every=4",
+                                        "train.checkpoint_every=4", "train.precision=fp32"])
+    path = tmp_path / "gan.json"
+    path.write_text(config.to_json())
+    start = Trainer(config, audio_dir, tmp_path / "init", progress=False).model.state_dict()
+    train_cli(["--config", str(path), "--data", str(audio_dir), "--out", str(tmp_path / "one"), "--max-steps", "6"])
+    train_cli(["--config", str(path), "--data", str(audio_dir), "--out", str(tmp_path / "two"), "--max-steps", "6"],
+              nproc=2)
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    assert relative_difference(a, b, start) < RELATIVE_TOLERANCE
+    rows = [[json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("one", "two")]
+    pairs = [(r["loss_discriminator"], s["loss_discriminator"]) for r, s in zip(*rows) if "loss" in r]
+    assert len(pairs) == 6 and max(abs(x - y) for x, y in pairs) < 1e-5

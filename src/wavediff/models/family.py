@@ -44,10 +44,14 @@ conditioning, ``mel (B, n_mels, F)`` or ``label (B,)``."""
 @dataclass(frozen=True)
 class Phase:
     """One part of an optimiser step: an optimiser over ``parameters`` that minimises the loss
-    :meth:`TrainingObjective.loss` returns for this phase's ``name``."""
+    :meth:`TrainingObjective.loss` returns for this phase's ``name``.
+
+    ``optimizer`` builds that optimiser from the parameters and the learning rate
+    (``train.learning_rate``); ``None``: Adam with torch's defaults otherwise."""
 
     name: str
     parameters: Sequence[nn.Parameter]
+    optimizer: Callable[[Sequence[nn.Parameter], float], torch.optim.Optimizer] | None = None
 
 
 class TrainingObjective(ABC):
@@ -56,10 +60,17 @@ class TrainingObjective(ABC):
     The trainer runs the phases in order at every optimiser step; in each it zeroes that
     phase's gradients, accumulates ``loss(net, batch, phase, training=True)`` over the step's
     micro-batches (inside autocast), clips the phase's gradients and steps its optimiser. The
-    first phase's loss is the one logged as ``loss`` and checked for being finite; the others
-    are logged as ``loss_<phase>``. Validation reports the first phase's loss with
-    ``training=False`` (fixed draws, no dropout).
+    main phase's loss (:attr:`main_phase`, else the first) is the one logged as ``loss``; the
+    others are logged as ``loss_<phase>``; every phase's loss is checked for being finite.
+    Validation reports the main phase's loss with ``training=False`` (fixed draws, no dropout).
+
+    Under DDP ``net`` is the wrapper: call it (its ``forward``) once per ``loss`` call so that
+    the gradients are averaged over the ranks; with several phases the wrapper finds the
+    parameters a phase does not use.
     """
+
+    main_phase: str | None = None
+    """The phase whose loss is logged as ``loss``, checked first and validated (``None``: the first)."""
 
     @abstractmethod
     def phases(self, model: nn.Module) -> list[Phase]:
@@ -174,3 +185,7 @@ def _register_builtin() -> None:
         from wavediff.models.diffwave.family import DiffWaveFamily
 
         register_family(DiffWaveFamily())
+    if "hifigan" not in _FAMILIES:
+        from wavediff.models.hifigan.family import HiFiGANFamily
+
+        register_family(HiFiGANFamily())

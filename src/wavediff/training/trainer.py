@@ -104,7 +104,7 @@ class TrainResult:
 
 @dataclass
 class _StepOutcome:
-    loss: float          # mean over the global batch, of the first phase
+    loss: float          # mean over the global batch, of the main phase
     grad_norm: float
     stop: bool           # some rank asked to stop (signal or time budget)
     replaced: int        # items replaced because their file failed, over all ranks
@@ -202,15 +202,22 @@ class Trainer:
             self.model.implementation = config.train.implementation
         torch.manual_seed(mix_seed(config.train.seed, 3, self.ctx.rank))  # rank-aware global RNG
         self.net: torch.nn.Module = self.model
+        self.objective = self.family.objective(config, self.device)
+        self.phases: list[Phase] = self.objective.phases(self.model)
+        names = [phase.name for phase in self.phases]
+        self.main_phase = self.objective.main_phase or names[0]
+        if self.main_phase not in names or len(set(names)) != len(names):
+            raise WavediffError(f"the {self.family.name} objective's phases {names} must have distinct names and "
+                                f"include its main phase {self.main_phase!r}")
         if self.ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.objective = self.family.objective(config, self.device)
-        self.phases: list[Phase] = self.objective.phases(self.model)
-        self.optimizers = {phase.name: torch.optim.Adam(phase.parameters, lr=config.train.learning_rate)
-                           for phase in self.phases}
+            # several phases: each uses part of the network, so DDP looks for the unused parameters
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=len(names) > 1)
+        lr = config.train.learning_rate
+        self.optimizers = {phase.name: phase.optimizer(phase.parameters, lr) if phase.optimizer is not None
+                           else torch.optim.Adam(phase.parameters, lr=lr) for phase in self.phases}
         self.ema = ExponentialMovingAverage(self.model, config.train.ema_decay)
         self.scaler = torch.amp.GradScaler(enabled=config.train.precision == "fp16" and self.device.type == "cuda")
 
@@ -360,15 +367,15 @@ class Trainer:
         self.net.train()
         losses: dict[str, float] = {}
         grad_norm, summed = 0.0, torch.zeros(3, dtype=torch.float64)
-        for index, phase in enumerate(self.phases):
+        for phase in self.phases:
             loss, norm, summed = self._run_phase(phase, micro_batches, stop)
             losses[phase.name] = loss
-            if index == 0:
+            if phase.name == self.main_phase:
                 grad_norm = norm
         self.ema.update(self.model)
-        first = self.phases[0].name
-        return _StepOutcome(losses[first], grad_norm, bool(summed[1] > 0), int(summed[2]),
-                            {name: value for name, value in losses.items() if name != first})
+        main = self.main_phase
+        return _StepOutcome(losses[main], grad_norm, bool(summed[1] > 0), int(summed[2]),
+                            {name: value for name, value in losses.items() if name != main})
 
     def _run_phase(self, phase: Phase, micro_batches: list[Batch], stop: bool
                    ) -> tuple[float, float, torch.Tensor]:
@@ -389,12 +396,13 @@ class Trainer:
         local = torch.tensor([total / len(micro_batches), float(stop), float(replaced)], dtype=torch.float64)
         summed = self.ctx.all_reduce_sum(local)
         mean_loss = float(summed[0]) / self.ctx.world_size
-        what = "loss" if phase is self.phases[0] else f"{phase.name} loss"
+        what = "loss" if phase.name == self.main_phase else f"{phase.name} loss"
         if not math.isfinite(mean_loss):
             raise NonFiniteLoss(f"the {what} became {mean_loss} at step {self.step + 1}; the run stops without "
                                 "applying that step")
         self.scaler.unscale_(optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(phase.parameters, self.config.train.grad_clip_norm))
+        clip = self.config.train.grad_clip_norm or math.inf     # 0: measure the norm, clip nothing
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(phase.parameters, clip))
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
             raise NonFiniteLoss(f"the gradient norm ({phase.name}) became {grad_norm} at step {self.step + 1}; the "
                                 "run stops without applying that step")
@@ -415,7 +423,7 @@ class Trainer:
         total = 0.0
         for b in range(self.config.train.val_batches):
             batch = self._fixed_batch(self.val_set, b * bs, bs)
-            total += float(self.objective.loss(model, batch, self.phases[0].name, training=False))
+            total += float(self.objective.loss(model, batch, self.main_phase, training=False))
         return total / self.config.train.val_batches
 
     def ema_model(self) -> torch.nn.Module:
