@@ -129,3 +129,27 @@ def test_cli_evaluate_compares_sampler_variants_of_one_checkpoint(evaluation_run
                            str(data), "--out", str(out), "--sampler", "x:start=gl"], capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and "sampler.start='gl'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_gan_is_one_system_beside_every_step_count_of_a_diffusion_model(evaluation_runs, tmp_path):
+    """A one-pass vocoder (HiFi-GAN) is evaluated once whatever the steps, beside DiffWave's step
+    counts and one Griffin-Lim per mel front-end, and drawn as a line in the steps plot."""
+    from wavediff.checkpoint import save_checkpoint
+    from wavediff.config import load_config
+    from wavediff.evaluation.plots import plot_metrics_vs_steps
+    from wavediff.models.family import family_of
+
+    root, data, run_a, _ = evaluation_runs
+    config = load_config("hifigan-v3", ["hifigan.initial_channels=32", "hifigan.discriminator_width=0.125",
+                                        "hifigan.periods=[2]", "hifigan.scales=1"])
+    model = family_of(config).build_model(config)
+    gan = tmp_path / "gan"
+    save_checkpoint(gan / "checkpoints", 3, config, model.state_dict(), None, keep_last=1)
+    report = evaluate([str(gan), str(run_a)], data, tmp_path / "report", steps=[6, 3], gl_iters=[4], seed=0,
+                      device="cpu", limit=1)
+    names = [s.spec.name for s in report.systems]
+    assert names == ["Griffin-Lim, 4 it (hifigan mel)", "Griffin-Lim, 4 it (diffwave mel)", "gan",
+                     "run_a, 6 steps", "run_a, 3 steps"]
+    assert report.systems[2].spec.steps is None
+    assert len(list((tmp_path / "report" / "audio" / "gan").glob("*.wav"))) == 1
+    assert plot_metrics_vs_steps(report, tmp_path / "steps.png").stat().st_size > 10_000

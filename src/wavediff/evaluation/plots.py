@@ -104,7 +104,12 @@ def plot_metrics_vs_steps(report: EvaluationReport, path: str | Path) -> Path:
     baselines = [s for s in report.systems if s.spec.kind == "griffin-lim"]
     for ax, metric in zip(axes, METRICS):
         for j, ckpt in enumerate(checkpoints):
-            results = sorted((s for s in report.systems if s.spec.checkpoint == ckpt), key=lambda s: s.spec.steps)
+            results = sorted((s for s in report.systems if s.spec.checkpoint == ckpt), key=lambda s: s.spec.steps or 0)
+            if results[0].spec.steps is None:      # a one-pass vocoder: one value, a solid line across
+                value = results[0].metrics[metric.key].mean
+                if np.isfinite(value):
+                    ax.axhline(value, lw=1.5, color=colours[j % len(colours)], label=results[0].spec.name)
+                continue
             x = [s.spec.steps for s in results]
             y = [s.metrics[metric.key].mean for s in results]
             err = [0.0 if not np.isfinite(s.metrics[metric.key].ci95) else s.metrics[metric.key].ci95 for s in results]

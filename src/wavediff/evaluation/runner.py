@@ -138,7 +138,8 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
                   gl_iters: Sequence[int], labels: Sequence[str] | None = None,
                   samplers: Sequence[SamplerVariant] = ()) -> list[SystemSpec]:
     """Griffin-Lim baselines first (per distinct front-end), then each checkpoint × step count ×
-    sampler variant (``(label, overrides of the checkpoint's sampler)``; none: the checkpoint's own)."""
+    sampler variant (``(label, overrides of the checkpoint's sampler)``; none: the checkpoint's own);
+    a one-pass vocoder (a GAN) once, whatever the steps and samplers."""
     systems: list[SystemSpec] = []
     frontends: list[tuple[int, str]] = []
     for i, v in enumerate(vocoders):
@@ -152,6 +153,9 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
             systems.append(SystemSpec(name, _slug(f"griffin-lim-{n_iter}{suffix}"), "griffin-lim", i,
                                       gl_iters=n_iter))
     for i, (ckpt, name) in enumerate(zip(checkpoints, labels or _checkpoint_names(checkpoints))):
+        if not vocoders[i].vocoding.iterative:
+            systems.append(SystemSpec(name, _slug(name), "model", i, checkpoint=str(ckpt)))
+            continue
         for s in steps:
             for label, overrides in samplers or [("", [])]:
                 sampler = vocoders[i].config.sampler.with_overrides(overrides)
@@ -320,7 +324,8 @@ def _evaluate_utterance(utt: UtteranceResult, audio: np.ndarray, systems: Sequen
             wav = griffin_lim_from_mel(mel, vocoder.frontend, n_iter=spec.gl_iters, seed=gl_seed)
         else:
             generator = torch.Generator().manual_seed(noise_seed)
-            wav = vocoder.vocode(mel, spec.steps, generator=generator, sampler=spec.sampler).numpy()
+            steps = spec.steps if spec.steps is not None else 1    # a one-pass vocoder takes no steps
+            wav = vocoder.vocode(mel, steps, generator=generator, sampler=spec.sampler).numpy()
         time_spent[spec.slug] += time.perf_counter() - t0
         # a vocoder trained on peak-normalised audio took the mel of the scaled recording
         wav = np.asarray(wav, dtype=np.float32)[: audio.shape[0]] / np.float32(vocoder.input_gain(audio))

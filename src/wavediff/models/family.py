@@ -85,6 +85,10 @@ class TrainingObjective(ABC):
 class Vocoding(ABC):
     """A mel-conditioned family's synthesis: mels in, waveforms out (not clipped)."""
 
+    iterative: bool = True
+    """Whether the output depends on ``steps``, ``etas`` and ``sampler`` (a diffusion chain); a
+    one-pass vocoder (a GAN's generator) sets ``False`` and is evaluated once, whatever the steps."""
+
     def check_steps(self, steps: int) -> None:
         """Refuse a step count this model cannot run, before any work (default: any)."""
 

@@ -21,6 +21,8 @@ class HiFiGANVocoding(Vocoding):
     """Mels ``(n_mels, F_i)`` -> ``(F_i * hop,)`` fp32 audio, each mel in one pass; ``precision``
     'bf16' runs under autocast. Steps, variances, generators and sampler do not apply."""
 
+    iterative = False
+
     def __init__(self, model: HiFiGAN, device: torch.device, precision: str, weights: str) -> None:
         if precision not in VOCODING_PRECISIONS or weights != "float":
             raise WavediffError(f"a HiFi-GAN vocodes with precision in {list(VOCODING_PRECISIONS)} and float weights, "
