@@ -27,10 +27,18 @@ Variants:
                       each conditioner projection computed once); the CPU default
     engine-{bf16,int8}-stream-torch, engine-int8-torch
                       ... the same without the native kernels (WAVEDIFF_NATIVE=0)
-    cli-bf16, cli-int8, cli-int8-chunk
+    cli-bf16, cli-int8, cli-int8-chunk, cli-fp32
                       `wavediff vocode` on a wav of that length in a fresh process: start-up,
                       loading, mel, synthesis and writing included (default --chunk-seconds
                       auto: streaming on a CPU)
+    gan-fp32, gan-bf16
+                      a one-pass vocoder (``--preset hifigan-v1`` ... ``hifigan-audioldm``) through
+                      Vocoder.vocode: the generator with its weight norm folded (bf16: autocast)
+
+For a HiFi-GAN preset only the ``gan-*`` and ``cli-*`` variants apply (untrained weights: the
+timing does not depend on them); ``--steps`` is ignored.
+
+    python benchmarks/speed.py --preset hifigan-v3 --seconds 20 --variants gan-fp32 gan-bf16 cli-bf16
 
     python benchmarks/speed.py --seconds 5 --threads 2 --repeats 5
     python benchmarks/speed.py --seconds 20 --variants cli-bf16 cli-int8 --repeats 5
@@ -63,12 +71,14 @@ import torch
 
 DEFAULT_VARIANTS = ["reference", "engine-int8-torch", "engine-int8", "engine-fp32-stream", "engine-bf16-stream-torch",
                     "engine-bf16-stream", "engine-int8-stream-torch", "engine-int8-stream", "cli-bf16", "cli-int8"]
+GAN_VARIANTS = ["gan-fp32", "gan-bf16", "cli-bf16"]
 CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-compile": "fp32",
                   "engine-fp32": "fp32", "engine-bf16": "bf16", "engine-int8": "int8", "engine-bf16-int8w": "bf16",
                   "engine-bf16-chunk": "bf16", "engine-int8-chunk": "int8", "cli-bf16": "bf16",
                   "cli-int8": "int8", "cli-int8-chunk": "int8", "engine-fp32-stream": "fp32",
                   "engine-bf16-stream": "bf16", "engine-int8-stream": "int8", "engine-bf16-stream-torch": "bf16",
-                  "engine-int8-stream-torch": "int8", "engine-int8-torch": "int8"}
+                  "engine-int8-stream-torch": "int8", "engine-int8-torch": "int8", "cli-fp32": "fp32",
+                  "gan-fp32": "fp32", "gan-bf16": "bf16"}
 
 
 CPU_ONLY = ("int8",)
@@ -113,6 +123,26 @@ def network_gflop(config, samples: int, steps: int) -> float:
     return samples * (steps * per_step + cond) / 1e9
 
 
+def conv_gflop(model: torch.nn.Module, mel: torch.Tensor) -> float:
+    """GFLOP of one forward of ``model`` on ``mel``: 2 x the multiply-adds of every convolution
+    (counted with forward hooks on this input)."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        w = module.weight                       # Conv1d (out, in/g, k); ConvTranspose1d (in, out/g, k)
+        fed = output if isinstance(module, torch.nn.Conv1d) else inputs[0]
+        total += 2 * fed.numel() * w.shape[1] * w.shape[2]
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
+    with torch.inference_mode():
+        model(mel)
+    for h in hooks:
+        h.remove()
+    return total / 1e9
+
+
 def _status_bytes(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
@@ -148,14 +178,16 @@ def _worker(args: argparse.Namespace) -> None:
     from wavediff.config import load_config
     from wavediff.data.synthetic import synthesize_utterance
     from wavediff.diffusion.samplers import sample
-    from wavediff.models.diffwave import build_model
     from wavediff.pipelines import Vocoder
+
+    from wavediff.models.family import family_of
 
     cfg = load_config(args.preset)
     torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    with torch.no_grad():   # the zero-initialised output layer would make eps identically 0
-        torch.nn.init.normal_(model.output_projection.weight, std=0.05)
+    model = family_of(cfg).build_model(cfg).eval()
+    if cfg.family == "diffwave":
+        with torch.no_grad():   # the zero-initialised output layer would make eps identically 0
+            torch.nn.init.normal_(model.output_projection.weight, std=0.05)
     variant = args.worker
     sr = cfg.mel.sample_rate
     audio = synthesize_utterance(sr, args.seconds, np.random.default_rng(0))
@@ -181,7 +213,9 @@ def _worker(args: argparse.Namespace) -> None:
         times = times[args.warmup:]
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     else:
-        if variant.startswith("engine-"):
+        if variant.startswith("gan-"):
+            vocoder = Vocoder(model, cfg, device, precision=variant.split("-")[1])
+        elif variant.startswith("engine-"):
             parts = variant.split("-")
             precision = parts[1]
             vocoder = Vocoder(model, cfg, device, precision=precision,
@@ -192,8 +226,8 @@ def _worker(args: argparse.Namespace) -> None:
             vocoder = Vocoder(model, cfg, device, precision="fp32", chunk_seconds=None)
         mel = vocoder.mel(audio)
         mels = [mel] * args.batch
-        chain = vocoder.vocoding.chain(args.steps)
         if variant.startswith("reference"):
+            chain = vocoder.vocoding.chain(args.steps)
             net = model
             if variant == "reference-compile":
                 t0 = time.perf_counter()
@@ -234,9 +268,16 @@ def _worker(args: argparse.Namespace) -> None:
         else:
             peak_note["resident_before_bytes"] = resident
     samples = int(round(args.seconds * sr)) // cfg.mel.hop_length * cfg.mel.hop_length * args.batch
+    if cfg.family == "diffwave":
+        gflop = network_gflop(cfg, samples, args.steps)
+    else:                       # counted on 16 frames of the folded generator, scaled to the length
+        from wavediff.models.hifigan.network import folded_copy
+
+        generator = folded_copy(model.generator)
+        gflop = conv_gflop(generator, torch.zeros(1, cfg.mel.n_mels, 16)) * samples / (16 * cfg.mel.hop_length)
     print(json.dumps({"variant": variant, "times": times, "peak_bytes": peak, **peak_note,
                       "warmup_s": None if variant.startswith("cli-") else warm,
-                      "gflop": network_gflop(cfg, samples, args.steps), "audio_s": args.seconds * args.batch}))
+                      "gflop": gflop, "audio_s": args.seconds * args.batch}))
 
 
 def main() -> None:
@@ -250,7 +291,9 @@ def main() -> None:
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=int, choices=[0, 1], default=1,
                         help="one untimed call at full length first (default 1)")
-    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(CONV_PRECISION))
+    parser.add_argument("--variants", nargs="+", default=None, choices=list(CONV_PRECISION),
+                        help=f"default: {' '.join(DEFAULT_VARIANTS)} (a HiFi-GAN preset: "
+                             f"{' '.join(GAN_VARIANTS)})")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -258,6 +301,17 @@ def main() -> None:
     if args.worker:
         _worker(args)
         return
+    from wavediff.config import load_config
+
+    one_pass = load_config(args.preset).family != "diffwave"
+    if args.variants is None:
+        args.variants = GAN_VARIANTS if one_pass else DEFAULT_VARIANTS
+    wrong = [v for v in args.variants if (v.startswith("gan-") != one_pass and not v.startswith("cli-"))
+             or (one_pass and v.startswith("cli-") and CONV_PRECISION[v] == "int8")]
+    if wrong:
+        parser.error(f"--preset {args.preset}: variants {wrong} do not apply; "
+                     + (f"choose from {GAN_VARIANTS + ['cli-fp32']}" if one_pass else "the gan-* variants are for "
+                        "HiFi-GAN presets"))
     try:
         device = torch.device(args.device)
     except RuntimeError:

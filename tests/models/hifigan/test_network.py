@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wavediff.config import HiFiGANConfig
-from wavediff.models.hifigan import HiFiGANGenerator, ResidualBlock, count_parameters, fold_weight_norm
+from wavediff.models.hifigan import HiFiGANGenerator, ResidualBlock, count_parameters, fold_weight_norm, folded_copy
 
 V3 = HiFiGANConfig(upsample_rates=(8, 8, 4), upsample_kernels=(16, 16, 8), initial_channels=256, resblock=2,
                    resblock_kernels=(3, 5, 7), resblock_dilations=((1, 2), (2, 6), (3, 12)))
@@ -70,3 +70,16 @@ def test_residual_blocks_follow_their_closed_forms():
             want = want + y
         torch.testing.assert_close(block(x), want)
         assert len(block.plain) == (2 if kind == 1 else 0)
+
+
+def test_a_folded_copy_leaves_the_original_working():
+    """A deep copy would share torch's parametrised classes, and folding it would break the original."""
+    torch.manual_seed(3)
+    generator = HiFiGANGenerator(80, HiFiGANConfig(initial_channels=32)).eval()
+    mel = torch.randn(1, 80, 5)
+    with torch.no_grad():
+        before = generator(mel)
+        copy = folded_copy(generator)
+        torch.testing.assert_close(copy(mel), before, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(generator(mel), before)           # the original still runs, unchanged
+        torch.testing.assert_close(folded_copy(copy)(mel), before, rtol=1e-5, atol=1e-6)   # of a folded one too

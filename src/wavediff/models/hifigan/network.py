@@ -100,5 +100,19 @@ def fold_weight_norm(module: nn.Module) -> nn.Module:
     return module
 
 
+def folded_copy(generator: HiFiGANGenerator) -> HiFiGANGenerator:
+    """A new generator with ``generator``'s weights and the weight norm folded; ``generator`` is
+    left as it is. (Not ``copy.deepcopy``: a deep copy shares torch's parametrised module classes,
+    and folding it breaks the original's ``weight``.)"""
+    fresh = HiFiGANGenerator(generator.n_mels, generator.config).to(next(generator.parameters()).device)
+    state = generator.state_dict()
+    if not any(parametrize.is_parametrized(m, "weight") for m in generator.modules()):
+        fold_weight_norm(fresh)      # already folded: plain weights load into a folded copy
+        fresh.load_state_dict(state)
+        return fresh
+    fresh.load_state_dict(state)
+    return fold_weight_norm(fresh)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

@@ -1,7 +1,6 @@
 """HiFi-GAN's synthesis: one pass of the generator, its weight normalisation folded away."""
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -11,7 +10,7 @@ from wavediff.config import SamplerConfig
 from wavediff.errors import WavediffError
 from wavediff.models.family import Vocoding
 from wavediff.models.hifigan.gan import HiFiGAN
-from wavediff.models.hifigan.network import fold_weight_norm
+from wavediff.models.hifigan.network import folded_copy
 from wavediff.precision import compute_dtype
 
 VOCODING_PRECISIONS = ("fp32", "bf16")
@@ -27,7 +26,7 @@ class HiFiGANVocoding(Vocoding):
         if precision not in VOCODING_PRECISIONS or weights != "float":
             raise WavediffError(f"a HiFi-GAN vocodes with precision in {list(VOCODING_PRECISIONS)} and float weights, "
                                 f"not precision={precision!r}, weights={weights!r}")
-        self.generator = fold_weight_norm(copy.deepcopy(model.generator)).to(device).eval()
+        self.generator = folded_copy(model.generator).to(device).eval()
         self.device, self.precision = device, precision
 
     @torch.inference_mode()
