@@ -42,17 +42,6 @@ def test_output_is_f_times_hop_samples_in_the_tanh_range(name):
         assert bool((out.abs() <= 1).all()) and float(out.abs().max()) > 0
 
 
-def test_folding_the_weight_norm_keeps_the_output():
-    torch.manual_seed(1)
-    generator = HiFiGANGenerator(80, HiFiGANConfig(initial_channels=32)).eval()
-    mel = torch.randn(1, 80, 6)
-    with torch.no_grad():
-        before = generator(mel)
-        after = fold_weight_norm(generator)(mel)
-    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
-    assert not any("parametrizations" in k for k in generator.state_dict())
-
-
 def test_residual_blocks_follow_their_closed_forms():
     """Block 1: x + c1(lrelu(c_d(lrelu(x)))) per dilation; block 2: x + c_d(lrelu(x))."""
     torch.manual_seed(2)
@@ -72,7 +61,7 @@ def test_residual_blocks_follow_their_closed_forms():
         assert len(block.plain) == (2 if kind == 1 else 0)
 
 
-def test_a_folded_copy_leaves_the_original_working():
+def test_folding_keeps_the_output_and_a_folded_copy_leaves_the_original_working():
     """A deep copy would share torch's parametrised classes, and folding it would break the original."""
     torch.manual_seed(3)
     generator = HiFiGANGenerator(80, HiFiGANConfig(initial_channels=32)).eval()
@@ -83,3 +72,5 @@ def test_a_folded_copy_leaves_the_original_working():
         torch.testing.assert_close(copy(mel), before, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(generator(mel), before)           # the original still runs, unchanged
         torch.testing.assert_close(folded_copy(copy)(mel), before, rtol=1e-5, atol=1e-6)   # of a folded one too
+        torch.testing.assert_close(fold_weight_norm(generator)(mel), before, rtol=1e-5, atol=1e-6)   # in place
+    assert not any("parametrizations" in k for k in generator.state_dict())

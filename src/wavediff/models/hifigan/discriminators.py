@@ -33,6 +33,19 @@ def _channels(base: int, width: float) -> int:
     return max(1, round(base * width))
 
 
+def _run_layers(convs: nn.ModuleList, output_conv: nn.Module, x: torch.Tensor,
+                slope: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Each convolution then a leaky ReLU, then the output convolution: the flattened logits
+    and every layer's feature map (the output's included)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), slope)
+        features.append(x)
+    x = output_conv(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """One MPD branch: five (5, 1) convolutions, strides (3, 1) but the last, then a (3, 1) one."""
 
@@ -46,14 +59,7 @@ class PeriodDiscriminator(nn.Module):
         self.output_conv = weight_norm(nn.Conv2d(sizes[-1], 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = fold_periods(audio, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.slope)
-            features.append(x)
-        x = self.output_conv(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _run_layers(self.convs, self.output_conv, fold_periods(audio, self.period), self.slope)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -75,14 +81,7 @@ class ScaleDiscriminator(nn.Module):
         self.output_conv = norm(nn.Conv1d(c_in, 1, 3, 1, padding=1))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = audio.unsqueeze(1)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.slope)
-            features.append(x)
-        x = self.output_conv(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _run_layers(self.convs, self.output_conv, audio.unsqueeze(1), self.slope)
 
 
 def pool_scale(audio: torch.Tensor) -> torch.Tensor:
