@@ -3,6 +3,7 @@ round trips, overrides, and each bad setting refused with its name."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -105,6 +106,8 @@ def test_unknown_preset_names_the_allowed_ones(bad, message):
     ("tiny", "diffusion.prior_energy_max=-1", "prior_energy_max"),
     ("sc09-class-cpu", "diffusion.prior=priorgrad", "conditioning='mel'"),   # PriorGrad needs a mel vocoder
     ("tiny", "train.spectral_loss_weight=-0.1", "spectral_loss_weight"),
+    ("tiny", "train.lr_decay=0", r"train.lr_decay=0.0 must be in \(0, 1\]"),
+    ("tiny", "train.lr_decay=1.5", "lr_decay"),
 ])
 def test_invalid_values_are_named(preset, override, message):
     with pytest.raises(WavediffError, match=message):
@@ -154,3 +157,16 @@ def test_the_hifigan_section_defaults_to_v1_and_round_trips():
     del older["hifigan"]                       # checkpoints written before the section existed
     assert RunConfig.from_dict(older).hifigan == load_config("tiny").hifigan
     assert load_config("tiny").hifigan.upsample_rates == (8, 8, 2, 2)      # the paper's V1
+
+
+def test_hifigan_rates_are_derived_from_a_new_hop_unless_set():
+    cfg = load_config("hifigan-v1", ["mel.hop_length=200"])
+    rates = cfg.hifigan.upsample_rates
+    assert len(rates) == 4 and math.prod(rates) == 200 and all(2 <= r <= 16 for r in rates)
+    assert cfg.hifigan.upsample_kernels == tuple(2 * r for r in rates)
+    assert load_config("hifigan-v3", ["mel.hop_length=300"]).hifigan.upsample_rates == (10, 10, 3)
+    assert load_config("hifigan-v1").hifigan.upsample_rates == (8, 8, 2, 2)       # the preset's hop: untouched
+    with pytest.raises(WavediffError, match=r"mel.hop_length=34 cannot be made by 4 HiFi-GAN upsampling stages"):
+        load_config("hifigan-v1", ["mel.hop_length=34"])                        # 2 x 17: 17 is above 16
+    explicit = load_config("hifigan-v1", ["mel.hop_length=200", "hifigan.upsample_rates=[8,8,2,2]"])
+    assert explicit.hifigan.upsample_rates == (8, 8, 2, 2)                       # left for the family to refuse

@@ -66,6 +66,9 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (checkpoints, logs, TensorBoard, mel cache)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall-clock budget")
+    p.add_argument("--max-cpu-hours", type=float, default=None,
+                   help="stop after this much CPU time of the training process (all its threads; each process "
+                        "under torchrun): a budget that does not depend on what else the machine runs")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                    help="start a new run from these weights (a run, a checkpoint or a bundled model's folder; "
@@ -314,6 +317,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = config.with_overrides([f"train.max_steps={args.max_steps}"])
     if args.workers is not None and args.workers < 0:
         raise WavediffError(f"--workers={args.workers} must be >= 0")
+    for flag, value in (("--max-minutes", args.max_minutes), ("--max-cpu-hours", args.max_cpu_hours)):
+        if value is not None and not value > 0:
+            raise WavediffError(f"{flag}={value} must be > 0")
     ctx = init_distributed(args.device)
     configure_rank_logging(ctx.rank)
     trainer = None
@@ -321,7 +327,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if ctx.is_main:
             _log_to_file(Path(args.out) / "train.log")
         trainer = Trainer(config, args.data, args.out, resume=args.resume, max_minutes=args.max_minutes,
-                          progress=not args.no_progress, workers=args.workers, distributed=ctx,
+                          max_cpu_hours=args.max_cpu_hours, progress=not args.no_progress, workers=args.workers, distributed=ctx,
                           init_from=args.init_from)
         result = trainer.fit()
     finally:

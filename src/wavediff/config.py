@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import logging
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -42,6 +43,8 @@ import yaml
 
 from wavediff.errors import WavediffError
 from wavediff.precision import TRAINING_PRECISIONS
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -324,6 +327,7 @@ class TrainConfig:
     batch_size: int = 16
     micro_batch_size: int = 0
     learning_rate: float = 2e-4
+    lr_decay: float = 1.0               # the learning rate of epoch e is learning_rate * lr_decay**e
     grad_clip_norm: float = 1.0         # 0: no clipping (the norm is still logged)
     ema_decay: float = 0.999
     max_steps: int = 1_000_000
@@ -346,6 +350,8 @@ class TrainConfig:
         if self.micro_batch_size < 0:
             raise WavediffError(f"train.micro_batch_size={self.micro_batch_size} must be >= 0 (0: no accumulation)")
         _check_positive("train.learning_rate", self.learning_rate)
+        if not 0 < self.lr_decay <= 1:
+            raise WavediffError(f"train.lr_decay={self.lr_decay} must be in (0, 1] (1: a constant learning rate)")
         if self.grad_clip_norm < 0:
             raise WavediffError(f"train.grad_clip_norm={self.grad_clip_norm} must be >= 0 (0: no clipping)")
         if not 0 <= self.ema_decay < 1:
@@ -671,6 +677,45 @@ def _preset_tiny() -> RunConfig:
     )
 
 
+MAX_UPSAMPLE_RATE = 16
+"""The largest rate one HiFi-GAN upsampling stage takes when the rates are derived from a hop."""
+
+
+def hifigan_rates_for_hop(hop_length: int, template: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(upsample rates, kernels) for a generator whose stages multiply to ``hop_length``: as many
+    stages as ``template`` (a preset's rates), each rate in [2, MAX_UPSAMPLE_RATE], the one closest
+    to the template's shape (the smallest sum of |log rate / template rate|; ties to larger early
+    rates), each kernel twice its rate as the authors' V1. Raises :class:`WavediffError` when no
+    such rates multiply to the hop (e.g. a hop with a prime factor above 16)."""
+    def splits(rest: int, stages: int) -> list[tuple[int, ...]]:
+        if stages == 1:
+            return [(rest,)] if 2 <= rest <= MAX_UPSAMPLE_RATE else []
+        return [(r, *tail) for r in range(2, MAX_UPSAMPLE_RATE + 1) if rest % r == 0
+                for tail in splits(rest // r, stages - 1)]
+
+    candidates = splits(hop_length, len(template)) if hop_length >= 2 else []
+    if not candidates:
+        raise WavediffError(f"mel.hop_length={hop_length} cannot be made by {len(template)} HiFi-GAN upsampling "
+                            f"stages of rates 2..{MAX_UPSAMPLE_RATE} (template {list(template)}); choose another "
+                            "hop or set hifigan.upsample_rates and hifigan.upsample_kernels yourself")
+    rates = min(candidates, key=lambda c: (sum(abs(math.log(r / t)) for r, t in zip(c, template)),
+                                           [-r for r in c]))
+    return rates, tuple(2 * r for r in rates)
+
+
+def _fit_hifigan_to_hop(config: RunConfig, explicit: bool) -> RunConfig:
+    """A HiFi-GAN config whose rates do not make the mel's hop gets rates derived from the hop
+    (:func:`hifigan_rates_for_hop`) unless the user set the rates (then the family's check names
+    the mismatch)."""
+    h = config.hifigan
+    if config.family != "hifigan" or explicit or h.hop_length == config.mel.hop_length:
+        return config
+    rates, kernels = hifigan_rates_for_hop(config.mel.hop_length, h.upsample_rates)
+    log.info("hifigan: upsample rates %s (kernels %s) make the hop of %d", list(rates), list(kernels),
+             config.mel.hop_length)
+    return replace(config, hifigan=replace(h, upsample_rates=rates, upsample_kernels=kernels))
+
+
 HIFIGAN_VERSIONS: dict[str, HiFiGANConfig] = {
     "v1": HiFiGANConfig(),
     "v2": HiFiGANConfig(initial_channels=128),
@@ -683,12 +728,13 @@ HIFIGAN_VERSIONS: dict[str, HiFiGANConfig] = {
 
 
 def _preset_hifigan(version: str) -> RunConfig:
-    # the authors' training: segments of 8192 samples, batch 16, AdamW at 2e-4, no EMA, no clipping
+    # the authors' training: segments of 8192 samples, batch 16, AdamW at 2e-4 decayed x0.999 an epoch, no
+    # EMA, no clipping
     mel = MEL_PRESETS["audioldm" if version == "audioldm" else "hifigan"]
     return RunConfig(
         preset=f"hifigan-{version}", family="hifigan", mel=mel, hifigan=HIFIGAN_VERSIONS[version],
         data=DataConfig(crop_frames=8192 // mel.hop_length),
-        train=TrainConfig(batch_size=16, learning_rate=2e-4, ema_decay=0.0, grad_clip_norm=0.0,
+        train=TrainConfig(batch_size=16, learning_rate=2e-4, lr_decay=0.999, ema_decay=0.0, grad_clip_norm=0.0,
                           val_every=1000, checkpoint_every=1000, log_every=50),
     )
 
@@ -719,8 +765,9 @@ def load_config(preset_or_path: str | Path, overrides: Sequence[str] = ()) -> Ru
     differ from that preset.
     """
     text = str(preset_or_path)
+    rates_set = any(o.strip().startswith(("hifigan.upsample_rates", "hifigan.upsample_kernels")) for o in overrides)
     if text in PRESETS:
-        return PRESETS[text]().with_overrides(overrides)
+        return _fit_hifigan_to_hop(PRESETS[text]().with_overrides(overrides), rates_set)
     path = Path(text)
     if not path.is_file():
         raise WavediffError(
@@ -738,7 +785,9 @@ def load_config(preset_or_path: str | Path, overrides: Sequence[str] = ()) -> Ru
         cfg = RunConfig.from_dict(merged)
     else:
         cfg = RunConfig.from_dict(data)
-    return cfg.with_overrides(overrides)
+    section = data.get("hifigan")
+    in_file = isinstance(section, Mapping) and bool({"upsample_rates", "upsample_kernels"} & set(section))
+    return _fit_hifigan_to_hop(cfg.with_overrides(overrides), rates_set or in_file)
 
 
 def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from wavediff.training.run_log import METRICS_FILE, RunLog, truncate_metrics
 
 
@@ -26,7 +28,7 @@ def test_steps_and_validations_are_lines_with_each_phase_loss(tmp_path):
     log = RunLog(tmp_path, 0, enabled=True, progress=False, total=3, log_every=2)
     log.step(1, 0.5, 2.0, {"generator": 0.25, "critic": 0.75}, last=False)
     log.step(2, 0.4, 1.0, {"generator": 0.2, "critic": 0.6}, last=False)
-    log.validation(2, 0.3, 0.35)
+    log.validation(2, 0.3, 0.35, "mel_error")
     log.step(3, 0.2, 0.5, {"generator": 0.1, "critic": 0.3}, last=True)
     log.close()
     rows = _rows(tmp_path / METRICS_FILE)
@@ -34,8 +36,15 @@ def test_steps_and_validations_are_lines_with_each_phase_loss(tmp_path):
     assert rows[0]["loss"] == 0.5 and rows[0]["grad_norm"] == 2.0
     assert (rows[0]["loss_generator"], rows[0]["loss_critic"]) == (0.25, 0.75)
     assert rows[2] == {"step": 2, "val_loss": 0.3, "val_loss_ema": 0.35}
-    assert all(r["seconds"] >= 0 for r in rows if "loss" in r)
-    assert any((tmp_path / "tb").iterdir())                      # TensorBoard events
+    assert all(r["seconds"] >= 0 and r["cpu_seconds"] >= 0 for r in rows if "loss" in r)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/loss_generator", "train/loss_critic", "val/mel_error", "val/mel_error_ema"} <= tags
+    critic = {e.step: e.value for e in events.Scalars("train/loss_critic")}
+    assert critic == pytest.approx({2: 0.675, 3: 0.3})           # each window's mean
 
 
 def test_a_resumed_log_continues_after_the_checkpoint_step(tmp_path):

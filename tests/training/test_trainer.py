@@ -106,6 +106,23 @@ def test_resume_continues_the_same_loss_curve(tmp_path, audio_dir, micro_config,
         assert torch.equal(sa["ema"][k], sb["ema"][k]), k
 
 
+def test_the_learning_rate_decays_by_epoch_and_resumes_on_the_same_schedule(tmp_path, audio_dir, micro_config):
+    cfg = micro_config.with_overrides(["train.lr_decay=0.5"])      # 2 steps an epoch
+    base = cfg.train.learning_rate
+    trainer = Trainer(cfg, audio_dir, tmp_path / "run", progress=False)
+    trainer.fit(3)                                                  # step 3 is the first of epoch 1
+    assert [g["lr"] for g in trainer.optimizers["denoiser"].param_groups] == [base * 0.5]
+    resumed = Trainer(cfg, audio_dir, tmp_path / "run", resume=True, progress=False)
+    resumed.fit(5)                                                  # step 5 is the first of epoch 2
+    assert [g["lr"] for g in resumed.optimizers["denoiser"].param_groups] == [base * 0.25]
+
+
+def test_a_cpu_budget_stops_the_run_with_a_checkpoint(tmp_path, audio_dir, micro_config):
+    result = Trainer(micro_config, audio_dir, tmp_path / "run", max_cpu_hours=1e-9, progress=False).fit(50)
+    assert result.final_step == 1 and result.stopped_by == "time budget"
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_00000001"]
+
+
 def test_checkpoints_are_kept_last_n_and_complete(tmp_path, audio_dir, micro_config):
     Trainer(micro_config, audio_dir, tmp_path / "run", progress=False).fit(13)
     names = [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")]

@@ -72,6 +72,9 @@ class TrainingObjective(ABC):
     main_phase: str | None = None
     """The phase whose loss is logged as ``loss``, checked first and validated (``None``: the first)."""
 
+    validation_name: str = "loss"
+    """What the validation loss measures, its TensorBoard tag ``val/<validation_name>``."""
+
     @abstractmethod
     def phases(self, model: nn.Module) -> list[Phase]:
         """The phases of an optimiser step, in the order they run (at least one)."""

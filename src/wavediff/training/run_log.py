@@ -25,7 +25,9 @@ class RunLog:
         self.enabled = enabled
         self.log_every = log_every
         self.started = time.monotonic()
+        self.cpu_started = time.process_time()
         self._window: list[float] = []
+        self._phase_window: dict[str, list[float]] = {}
         self._window_start = self.started
         self.writer: Any = None
         self._metrics: Any = None
@@ -43,32 +45,43 @@ class RunLog:
         """Wall-clock seconds since the run (this call of ``fit``) started."""
         return time.monotonic() - self.started
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of this process (all its threads) since the run (this call of ``fit``) started."""
+        return time.process_time() - self.cpu_started
+
     def step(self, step: int, loss: float, grad_norm: float, phase_losses: dict[str, float], last: bool) -> None:
         """A step's line in ``metrics.jsonl``; every ``log_every`` steps (and at ``last``) the
         window's mean loss, the gradient norm and the step rate in TensorBoard and the bar."""
         self.bar.update(1)
         self._window.append(loss)
+        for name, value in phase_losses.items():
+            self._phase_window.setdefault(name, []).append(value)
         if not self.enabled:
             return
         row = {"step": step, "loss": loss, "grad_norm": grad_norm,
-               **{f"loss_{name}": value for name, value in phase_losses.items()}, "seconds": round(self.seconds, 4)}
+               **{f"loss_{name}": value for name, value in phase_losses.items()}, "seconds": round(self.seconds, 4),
+               "cpu_seconds": round(self.cpu_seconds, 3)}
         self._metrics.write(json.dumps(row) + "\n")
         if step % self.log_every == 0 or last:
             elapsed = time.monotonic() - self._window_start
             rate = len(self._window) / elapsed if elapsed > 0 else float("nan")
             mean = sum(self._window) / len(self._window)
             self.writer.add_scalar("train/loss", mean, step)
+            for name, values in self._phase_window.items():
+                self.writer.add_scalar(f"train/loss_{name}", sum(values) / len(values), step)
             self.writer.add_scalar("train/grad_norm", grad_norm, step)
             self.writer.add_scalar("train/steps_per_sec", rate, step)
             self.bar.set_postfix(loss=f"{mean:.4f}", steps_s=f"{rate:.2f}")
             self._metrics.flush()
-            self._window, self._window_start = [], time.monotonic()
+            self._window, self._phase_window, self._window_start = [], {}, time.monotonic()
 
-    def validation(self, step: int, loss: float, loss_ema: float) -> None:
+    def validation(self, step: int, loss: float, loss_ema: float, name: str = "loss") -> None:
+        """The validation losses; TensorBoard shows them as ``val/<name>`` and ``val/<name>_ema``."""
         if not self.enabled:
             return
-        self.writer.add_scalar("val/loss", loss, step)
-        self.writer.add_scalar("val/loss_ema", loss_ema, step)
+        self.writer.add_scalar(f"val/{name}", loss, step)
+        self.writer.add_scalar(f"val/{name}_ema", loss_ema, step)
         self._metrics.write(json.dumps({"step": step, "val_loss": loss, "val_loss_ema": loss_ema}) + "\n")
         self._metrics.flush()
 

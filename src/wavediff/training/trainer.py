@@ -127,7 +127,7 @@ class Trainer:
 
     def __init__(self, config: RunConfig, data: str | Path, run_dir: str | Path, *,
                  resume: bool = False, device: str = "auto", max_minutes: float | None = None,
-                 progress: bool = True, workers: int | None = None,
+                 max_cpu_hours: float | None = None, progress: bool = True, workers: int | None = None,
                  distributed: DistributedContext | None = None, init_from: str | Path | None = None) -> None:
         from wavediff.devices import pick_device
 
@@ -137,7 +137,7 @@ class Trainer:
             # large activations freed every step come back from the heap instead of being faulted in again
             keep_freed_memory()
         self.run_dir = Path(run_dir)
-        self.max_minutes = max_minutes
+        self.max_minutes, self.max_cpu_hours = max_minutes, max_cpu_hours
         self.progress = progress and self.ctx.is_main
         config = self._run_config(resolve_training_setup(config, self.device), resume)
         self.accumulation, self.micro_batch = _micro_batches(config.train.batch_size,
@@ -466,7 +466,7 @@ class Trainer:
             remove_stale_temporaries(self.run_dir / "checkpoints")
             write_text_atomic(self.run_dir / CONFIG_FILE, self.config.to_json())
         runlog = RunLog(self.run_dir, self.step, enabled=self.ctx.is_main, progress=self.progress,
-                        total=None if self.max_minutes is not None else target, log_every=cfg.log_every)
+                        total=None if self.max_minutes or self.max_cpu_hours else target, log_every=cfg.log_every)
         result = TrainResult(self.run_dir, self.step, self.step)
         self._log_setup()
         self._last_saved = self.step   # the step of the newest checkpoint
@@ -513,12 +513,13 @@ class Trainer:
             epoch, position = divmod(self.step, per_epoch)
             sampler.set_epoch(epoch)
             sampler.set_start_step(position)
+            self._set_learning_rate(epoch)
             replaced_in_epoch = 0
             batches = iter(loader)
             for _ in range(position, per_epoch):
-                budget_over = self.max_minutes is not None and runlog.seconds > self.max_minutes * 60
+                budget_over = self._budget_spent(runlog)
                 out = self.train_step([next(batches) for _ in range(self.accumulation)],
-                                      stop=budget_over or self._stop_signal is not None)
+                                      stop=bool(budget_over) or self._stop_signal is not None)
                 self.step += 1
                 replaced_in_epoch += out.replaced
                 result.losses.append((self.step, out.loss))
@@ -527,7 +528,7 @@ class Trainer:
                 if out.stop:
                     result.stopped_by = self._stop_signal or "time budget"
                     if budget_over:
-                        log.info("time budget of %.1f minutes reached at step %d", self.max_minutes, self.step)
+                        log.info("%s reached at step %d", budget_over, self.step)
                     else:
                         log.warning("stopping at step %d (%s)", self.step, result.stopped_by)
                     break
@@ -538,6 +539,22 @@ class Trainer:
                          epoch + 1, self.step, len(self.train_set), self.input_report.summary(), replaced_in_epoch)
                 if replaced_in_epoch:
                     self.input_report.add("replaced", replaced_in_epoch)
+
+    def _set_learning_rate(self, epoch: int) -> None:
+        """Every optimiser's rate for ``epoch``: ``train.learning_rate * train.lr_decay ** epoch``
+        (from the step alone, so a resumed run continues the decay exactly)."""
+        cfg = self.config.train
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.learning_rate * cfg.lr_decay ** epoch
+
+    def _budget_spent(self, runlog: RunLog) -> str:
+        """The budget this call of :meth:`fit` has used up ('' while none is)."""
+        if self.max_minutes is not None and runlog.seconds > self.max_minutes * 60:
+            return f"time budget of {self.max_minutes:g} minutes"
+        if self.max_cpu_hours is not None and runlog.cpu_seconds > self.max_cpu_hours * 3600:
+            return f"CPU budget of {self.max_cpu_hours:g} CPU-hours"
+        return ""
 
     def _after_step(self, runlog: RunLog, result: TrainResult) -> None:
         """Validation and checkpoints at their cadence."""
@@ -578,7 +595,7 @@ class Trainer:
         val = self.validation_loss()
         val_ema = self.validation_loss(ema_model)
         assert val is not None and val_ema is not None
-        runlog.validation(self.step, val, val_ema)
+        runlog.validation(self.step, val, val_ema, self.objective.validation_name)
         result.val_losses.append((self.step, val_ema))
         log.info("step %d: validation loss %.4f (EMA %.4f)", self.step, val, val_ema)
         pair = self.validation_audio(ema_model)

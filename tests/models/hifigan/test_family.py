@@ -32,12 +32,16 @@ def test_presets_build_the_published_generators(preset, generator_parameters):
     model = family_of(config).build_model(config)
     assert count_parameters(fold_weight_norm(model.generator)) == generator_parameters
     assert config.mel.hop_length == config.hifigan.hop_length == 256 and config.data.crop_frames * 256 == 8192
-    assert (config.train.batch_size, config.train.learning_rate, config.train.ema_decay) == (16, 2e-4, 0.0)
+    assert (config.train.batch_size, config.train.learning_rate, config.train.lr_decay, config.train.ema_decay) == (
+        16, 2e-4, 0.999, 0.0)
 
 
 def test_the_hop_must_be_the_product_of_the_rates():
     with pytest.raises(WavediffError, match=r"upsample 256 times, but mel.hop_length=160"):
-        family_of(load_config("hifigan-v1", ["mel.hop_length=160"]))
+        family_of(load_config("hifigan-v1", ["mel.hop_length=160", "hifigan.upsample_rates=[8,8,2,2]"]))
+    derived = load_config("hifigan-v1", ["mel.hop_length=160"])          # rates left to the hop: derived
+    family_of(derived)
+    assert family_of(derived).build_model(derived).generator(torch.zeros(1, 80, 3)).shape == (1, 480)
     assert load_config("hifigan-audioldm").hifigan.hop_length == 160
 
 

@@ -31,6 +31,7 @@ def adamw(parameters: Sequence[nn.Parameter], learning_rate: float) -> torch.opt
 
 class HiFiGANObjective(TrainingObjective):
     main_phase = "generator"
+    validation_name = "mel_error"
 
     def __init__(self, config: RunConfig, device: torch.device) -> None:
         self.config, self.device = config, device
@@ -41,9 +42,11 @@ class HiFiGANObjective(TrainingObjective):
                 Phase("generator", list(model.generator.parameters()), adamw)]
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
-        """The loss log-mel ``(B, n_mels, F)`` of ``(B, L)`` audio, with gradients."""
+        """The loss log-mel ``(B, n_mels, F)`` of ``(B, L)`` audio, with gradients, in fp32 under
+        any autocast (a bf16 filterbank would round the mel error to 3 significant digits)."""
         fe = self.loss_frontend
-        return fe.compress(fe.mel_magnitude(audio.float()))
+        with torch.autocast(self.device.type, enabled=False):
+            return fe.compress(fe.mel_magnitude(audio.float()))
 
     def loss(self, net: nn.Module, batch: Batch, phase: str, training: bool) -> torch.Tensor:
         mel = batch["mel"].to(self.device, non_blocking=True)
