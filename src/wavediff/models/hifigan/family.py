@@ -42,4 +42,4 @@ class HiFiGANFamily(ModelFamily):
 
     def vocoding(self, model: nn.Module, config: RunConfig, device: torch.device, *, precision: str,
                  weights: str, chunk_seconds: float | str | None, max_memory_gb: float) -> Vocoding:
-        return HiFiGANVocoding(model, device, precision, weights)
+        return HiFiGANVocoding(model, device, precision, weights, config.mel.sample_rate, chunk_seconds, max_memory_gb)

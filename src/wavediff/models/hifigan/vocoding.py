@@ -1,8 +1,8 @@
-"""HiFi-GAN's synthesis: one pass of the generator, its weight normalisation folded away."""
+"""HiFi-GAN's synthesis: the generator with its weight normalisation folded away, in one pass or in
+windows with an exact overlap (:mod:`wavediff.models.hifigan.windows`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import torch
 
@@ -10,33 +10,73 @@ from wavediff.config import SamplerConfig
 from wavediff.errors import WavediffError
 from wavediff.models.family import Vocoding
 from wavediff.models.hifigan.gan import HiFiGAN
-from wavediff.models.hifigan.network import folded_copy
-from wavediff.precision import compute_dtype
+from wavediff.models.hifigan.network import HiFiGANGenerator, folded_copy
+from wavediff.models.hifigan.windows import context_frames, generate_in_windows
 
 VOCODING_PRECISIONS = ("fp32", "bf16")
+WINDOW_FRAMES = 256
+"""Frames a window produces under ``chunk_seconds='auto'`` / ``'stream'`` on a CPU (about 3 s at
+hop 256): measured faster than one pass for V1 and V3 in fp32 and bf16, the activations of a
+window staying in cache (docs/results.md)."""
+ACTIVATION_BYTES_PER_SAMPLE_CHANNEL = 24
+"""Bytes a one-pass generator holds per output sample and channel of its widest stage (the block's
+input, its running sum and temporaries, fp32): sizes the GPU's one pass against ``max_memory_gb``."""
 
 
 class HiFiGANVocoding(Vocoding):
-    """Mels ``(n_mels, F_i)`` -> ``(F_i * hop,)`` fp32 audio, each mel in one pass; ``precision``
-    'bf16' runs under autocast. Steps, variances, generators and sampler do not apply."""
+    """Mels ``(n_mels, F_i)`` -> ``(F_i * hop,)`` fp32 audio. ``precision`` 'bf16' runs a bf16 copy
+    of the generator (weights and activations). ``chunk_seconds``: ``None`` one pass; seconds:
+    windows of that length; ``'stream'``: windows of :data:`WINDOW_FRAMES`; ``'auto'``: those
+    windows on a CPU, elsewhere one pass unless it would need more than ``max_memory_gb``.
+    Windows equal one pass within float rounding. Steps, variances, generators and sampler do not
+    apply."""
 
     iterative = False
 
-    def __init__(self, model: HiFiGAN, device: torch.device, precision: str, weights: str) -> None:
+    def __init__(self, model: HiFiGAN | HiFiGANGenerator, device: torch.device, precision: str, weights: str,
+                 sample_rate: int, chunk_seconds: float | str | None = None, max_memory_gb: float = 4.0) -> None:
         if precision not in VOCODING_PRECISIONS or weights != "float":
             raise WavediffError(f"a HiFi-GAN vocodes with precision in {list(VOCODING_PRECISIONS)} and float weights, "
                                 f"not precision={precision!r}, weights={weights!r}")
-        self.generator = folded_copy(model.generator).to(device).eval()
+        if isinstance(chunk_seconds, str) and chunk_seconds not in ("auto", "stream"):
+            raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None, 'stream' "
+                                "or 'auto'")
+        if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
+            raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'stream', 'auto')")
+        if not max_memory_gb > 0:
+            raise WavediffError(f"max_memory_gb={max_memory_gb} must be > 0")
+        generator = model.generator if isinstance(model, HiFiGAN) else model
+        self.generator = folded_copy(generator).to(device).eval()
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.generator.to(self.dtype)
         self.device, self.precision = device, precision
+        self.chunk_seconds, self.max_memory_gb = chunk_seconds, max_memory_gb
+        self.sample_rate = sample_rate
+
+    def window_frames(self, frames: int) -> int | None:
+        """Frames per window for a mel of ``frames`` (``None``: one pass)."""
+        if self.chunk_seconds is None:
+            return None
+        if isinstance(self.chunk_seconds, (int, float)):
+            return max(1, round(self.chunk_seconds * self.sample_rate / self.generator.hop_length))
+        if self.chunk_seconds == "stream" or self.device.type == "cpu":
+            return WINDOW_FRAMES
+        config = self.generator.config
+        widest = max(config.initial_channels // 2 ** (i + 1) * self.generator.hop_length
+                     for i in range(len(config.upsample_rates)))  # channels x samples per frame
+        per_frame = widest * ACTIVATION_BYTES_PER_SAMPLE_CHANNEL * self.dtype.itemsize / 4
+        fits = int(self.max_memory_gb * 1e9 // per_frame)
+        return None if frames <= fits else max(1, fits - 2 * context_frames(config))
+
+    def generate(self, mel: torch.Tensor) -> torch.Tensor:
+        """One mel ``(n_mels, F)`` -> fp32 audio ``(F * hop,)`` on the vocoder's device."""
+        mel = mel.to(self.device, self.dtype)
+        window = self.window_frames(mel.shape[-1])
+        if window is None or window >= mel.shape[-1]:
+            return self.generator(mel.unsqueeze(0))[0].float()
+        return generate_in_windows(self.generator, mel, window)
 
     @torch.inference_mode()
     def vocode(self, mels: Sequence[torch.Tensor], *, steps: int, etas: Sequence[float] | None,
                generators: Sequence[torch.Generator | None], sampler: SamplerConfig) -> list[torch.Tensor]:
-        autocast = (torch.autocast(self.device.type, dtype=compute_dtype(self.precision))
-                    if self.precision != "fp32" else nullcontext())
-        out = []
-        for mel in mels:
-            with autocast:
-                audio = self.generator(mel.to(self.device, torch.float32).unsqueeze(0))[0]
-            out.append(audio.float().cpu())
-        return out
+        return [self.generate(mel).cpu() for mel in mels]
