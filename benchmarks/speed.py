@@ -33,7 +33,10 @@ Variants:
                       auto: streaming on a CPU)
     gan-fp32, gan-bf16
                       a one-pass vocoder (``--preset hifigan-v1`` ... ``hifigan-audioldm``) through
-                      Vocoder.vocode: the generator with its weight norm folded (bf16: autocast)
+                      Vocoder.vocode: the generator with its weight norm folded (bf16: a bf16 copy),
+                      as ``auto`` runs it on a CPU: windows with an exact overlap (memory flat in length)
+    gan-fp32-onepass, gan-bf16-onepass
+                      ... the whole mel in one pass (memory grows with length)
 
 For a HiFi-GAN preset only the ``gan-*`` and ``cli-*`` variants apply (untrained weights: the
 timing does not depend on them); ``--steps`` is ignored.
@@ -71,14 +74,14 @@ import torch
 
 DEFAULT_VARIANTS = ["reference", "engine-int8-torch", "engine-int8", "engine-fp32-stream", "engine-bf16-stream-torch",
                     "engine-bf16-stream", "engine-int8-stream-torch", "engine-int8-stream", "cli-bf16", "cli-int8"]
-GAN_VARIANTS = ["gan-fp32", "gan-bf16", "cli-bf16"]
+GAN_VARIANTS = ["gan-fp32-onepass", "gan-fp32", "gan-bf16-onepass", "gan-bf16", "cli-fp32", "cli-bf16"]
 CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-compile": "fp32",
                   "engine-fp32": "fp32", "engine-bf16": "bf16", "engine-int8": "int8", "engine-bf16-int8w": "bf16",
                   "engine-bf16-chunk": "bf16", "engine-int8-chunk": "int8", "cli-bf16": "bf16",
                   "cli-int8": "int8", "cli-int8-chunk": "int8", "engine-fp32-stream": "fp32",
                   "engine-bf16-stream": "bf16", "engine-int8-stream": "int8", "engine-bf16-stream-torch": "bf16",
                   "engine-int8-stream-torch": "int8", "engine-int8-torch": "int8", "cli-fp32": "fp32",
-                  "gan-fp32": "fp32", "gan-bf16": "bf16"}
+                  "gan-fp32": "fp32", "gan-bf16": "bf16", "gan-fp32-onepass": "fp32", "gan-bf16-onepass": "bf16"}
 
 
 CPU_ONLY = ("int8",)
@@ -214,7 +217,9 @@ def _worker(args: argparse.Namespace) -> None:
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     else:
         if variant.startswith("gan-"):
-            vocoder = Vocoder(model, cfg, device, precision=variant.split("-")[1])
+            model.discriminators = None     # inference holds the generator alone
+            vocoder = Vocoder(model, cfg, device, precision=variant.split("-")[1],
+                              chunk_seconds=None if variant.endswith("-onepass") else "auto")
         elif variant.startswith("engine-"):
             parts = variant.split("-")
             precision = parts[1]
@@ -310,7 +315,7 @@ def main() -> None:
              or (one_pass and v.startswith("cli-") and CONV_PRECISION[v] == "int8")]
     if wrong:
         parser.error(f"--preset {args.preset}: variants {wrong} do not apply; "
-                     + (f"choose from {GAN_VARIANTS + ['cli-fp32']}" if one_pass else "the gan-* variants are for "
+                     + (f"choose from {GAN_VARIANTS}" if one_pass else "the gan-* variants are for "
                         "HiFi-GAN presets"))
     try:
         device = torch.device(args.device)

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors import safe_open
@@ -35,6 +35,7 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 STATE_FILE = "training_state.pt"
 LATEST_FILE = "latest"
+PARTS_SHA_KEY = "weights_sha256_parts"   # metadata: {top-level module name: SHA-256 of its tensors}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -73,7 +74,9 @@ def save_checkpoint(root: Path, step: int, config: RunConfig, weights: dict[str,
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
-        metadata = {"format_version": str(FORMAT_VERSION), "step": str(step), "weights_sha256": tensors_sha256(tensors)}
+        metadata = {"format_version": str(FORMAT_VERSION), "step": str(step), "weights_sha256": tensors_sha256(tensors),
+                    PARTS_SHA_KEY: json.dumps({part: tensors_sha256(group)
+                                               for part, group in _by_part(tensors).items()}, sort_keys=True)}
         if training_state is not None:
             torch.save(training_state, tmp / STATE_FILE)
             metadata["training_state_sha256"] = file_sha256(tmp / STATE_FILE)
@@ -192,18 +195,44 @@ def _metadata(ckpt: Path) -> dict[str, str]:
         raise WavediffError(f"cannot read weights {str(ckpt / WEIGHTS_FILE)!r}: {exc}") from None
 
 
-def load_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+def _by_part(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """Tensors grouped by the first component of their names (a model's top-level modules)."""
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        parts.setdefault(name.split(".", 1)[0], {})[name] = tensor
+    return parts
+
+
+def load_weights(ckpt: Path, parts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """The EMA weights of a checkpoint, checked against the SHA-256 recorded when they were
-    written (files written by other tools, without one, are taken as they are)."""
+    written (files written by other tools, without one, are taken as they are).
+
+    ``parts``: only the tensors under these top-level names (e.g. ``('generator',)``). A file that
+    records each part's SHA-256 is read for those tensors alone; an older one is read and checked
+    whole, then cut to the parts."""
     path = ckpt / WEIGHTS_FILE
+    metadata = _metadata(ckpt)
+    recorded = json.loads(metadata.get(PARTS_SHA_KEY, "{}"))
+    damaged = WavediffError(f"weights {str(path)!r} are damaged: their SHA-256 differs from the one recorded when "
+                            "they were written")
     try:
+        if parts is not None and recorded and all(part in recorded for part in parts):
+            with safe_open(str(path), framework="pt") as fh:
+                weights = {k: fh.get_tensor(k) for k in fh.keys() if k.split(".", 1)[0] in parts}
+            grouped = _by_part(weights)
+            if any(tensors_sha256(grouped.get(part, {})) != recorded[part] for part in parts):
+                raise damaged
+            return weights
         weights = load_file(str(path))
+    except WavediffError:
+        raise
     except Exception as exc:  # safetensors raises its own error types on corrupt files
         raise WavediffError(f"cannot read weights {str(path)!r}: {exc}") from None
-    expected = _metadata(ckpt).get("weights_sha256")
+    expected = metadata.get("weights_sha256")
     if expected is not None and tensors_sha256(weights) != expected:
-        raise WavediffError(f"weights {str(path)!r} are damaged: their SHA-256 differs from the one recorded when "
-                            "they were written")
+        raise damaged
+    if parts is not None:
+        weights = {k: v for k, v in weights.items() if k.split(".", 1)[0] in parts}
     return weights
 
 

@@ -40,8 +40,8 @@ MEL_SIDECAR_KEY = "wavediff_mel_frontend"
 def _load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, RunConfig]:
     ckpt = resolve_checkpoint(path)
     config = load_config_file(ckpt)
-    model = family_of(config).build_model(config)
-    weights = load_weights(ckpt)
+    model, parts = family_of(config).build_inference_model(config)
+    weights = load_weights(ckpt, parts)
     check_state_matches(model, weights, f"checkpoint {str(ckpt)!r}")
     model.load_state_dict(weights)
     log.info("loaded %s (%s, %s preset)", ckpt, config.family, config.preset)

@@ -120,6 +120,11 @@ class ModelFamily(ABC):
     def build_model(self, config: "RunConfig") -> nn.Module:
         """The network a config describes, with fresh weights."""
 
+    def build_inference_model(self, config: "RunConfig") -> tuple[nn.Module, tuple[str, ...] | None]:
+        """The network inference runs (a GAN: without its discriminators) and the top-level parts
+        of a checkpoint's weights it loads (``None``: all). Default: :meth:`build_model`, all."""
+        return self.build_model(config), None
+
     def describe(self, model: nn.Module, config: "RunConfig") -> dict[str, Any]:
         """Facts about ``model`` (built from ``config``) for ``wavediff config`` and the training
         log: at least its parameter count."""

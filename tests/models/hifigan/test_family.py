@@ -100,5 +100,7 @@ def test_a_tiny_run_lowers_the_mel_error_and_its_checkpoint_vocodes(tmp_path, au
     out = vocoder.vocode(mel)
     assert out.shape == (7 * 256,)
     torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-5)    # EMA off: the trained weights, norm folded
+    assert vocoder.model.discriminators is None                     # inference loads the generator alone
+    assert all(k.startswith("generator.") for k in vocoder.model.state_dict())
     with pytest.raises(WavediffError, match="precision in \\['fp32', 'bf16'\\]"):
         Vocoder.from_checkpoint(tmp_path / "run", device="cpu", precision="int8")

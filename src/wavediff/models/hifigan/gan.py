@@ -20,12 +20,13 @@ class HiFiGAN(nn.Module):
     recording and on the generator's output (computed without gradients), each a list over the
     sub-discriminators. ``phase='generator'``: ``(generated audio, its logits, its feature maps,
     the recording's feature maps)``, the recording's computed without gradients.
+    ``discriminators=False`` builds the generator alone, for inference.
     """
 
-    def __init__(self, n_mels: int, config: HiFiGANConfig) -> None:
+    def __init__(self, n_mels: int, config: HiFiGANConfig, discriminators: bool = True) -> None:
         super().__init__()
         self.generator = HiFiGANGenerator(n_mels, config)
-        self.discriminators = HiFiGANDiscriminators(config)
+        self.discriminators = HiFiGANDiscriminators(config) if discriminators else None
         self.hop_length = config.hop_length
 
     def forward(self, mel: torch.Tensor, audio: torch.Tensor | None = None, phase: str | None = None):
@@ -33,6 +34,8 @@ class HiFiGAN(nn.Module):
             return self.generator(mel)
         if audio is None or phase not in PHASES:
             raise WavediffError(f"HiFiGAN phase={phase!r} needs the recording and one of {list(PHASES)}")
+        if self.discriminators is None:
+            raise WavediffError(f"HiFiGAN phase={phase!r} needs the discriminators; this model was built without them")
         if phase == "discriminator":
             with torch.no_grad():
                 fake = self.generator(mel)
