@@ -245,9 +245,24 @@ def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
 
 
+def _add_import_hifigan_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff import-hifigan` and its options."""
+    p = sub.add_parser("import-hifigan", help="turn a generator file of the HiFi-GAN authors' code (g_<step>, "
+                                              "{'generator': state_dict}) into a checkpoint that vocode and "
+                                              "evaluate take")
+    p.add_argument("--generator", required=True, help="the authors' generator file (read with weights_only: "
+                                                      "nothing is unpickled)")
+    p.add_argument("--config", required=True, help="the preset (or config file) of its architecture and mel: "
+                                                    "hifigan-v1, hifigan-v2, hifigan-v3, hifigan-audioldm")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (repeatable)")
+    p.add_argument("--out", required=True, help="folder for the checkpoint (a run folder: --checkpoint takes it)")
+    _add_common(p)
+
+
 COMMANDS = (_add_train_command, _add_vocode_command, _add_generate_command, _add_train_classifier_command,
             _add_evaluate_generation_command, _add_mel_command, _add_evaluate_command, _add_curves_command,
-            _add_config_command, _add_models_command, _add_demo_command)
+            _add_config_command, _add_models_command, _add_import_hifigan_command, _add_demo_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"train": _cmd_train, "vocode": _cmd_vocode, "mel": _cmd_mel, "config": _cmd_config,
                    "demo": _cmd_demo, "evaluate": _cmd_evaluate, "curves": _cmd_curves,
                    "generate": _cmd_generate, "train-classifier": _cmd_train_classifier,
-                   "evaluate-generation": _cmd_evaluate_generation, "models": _cmd_models}[args.command]
+                   "evaluate-generation": _cmd_evaluate_generation, "models": _cmd_models,
+                   "import-hifigan": _cmd_import_hifigan}[args.command]
         return handler(args)
     except WavediffError as exc:
         if args.debug:
@@ -491,6 +507,25 @@ def _cmd_config(args: argparse.Namespace) -> int:
               f"{k.replace('_', ' ')}: {v:,}" if isinstance(v, int) else f"{k.replace('_', ' ')}: {v}"
               for k, v in info.items()]
     print("# " + "; ".join(facts))
+    return 0
+
+
+def _cmd_import_hifigan(args: argparse.Namespace) -> int:
+    from wavediff.checkpoint import save_checkpoint
+    from wavediff.config import load_config
+    from wavediff.models.family import family_of
+    from wavediff.models.hifigan.reference import checkpoint_weights, read_reference_generator
+
+    config = load_config(args.config, args.overrides)
+    if config.family != "hifigan":
+        raise WavediffError(f"--config {args.config!r} is a {config.family!r} config; give a HiFi-GAN one "
+                            f"(hifigan-v1, hifigan-v2, hifigan-v3, hifigan-audioldm)")
+    family_of(config).check_config(config)
+    generator = read_reference_generator(args.generator, config.mel.n_mels, config.hifigan)
+    ckpt = save_checkpoint(Path(args.out) / "checkpoints", 0, config, checkpoint_weights(generator), None,
+                           keep_last=1)
+    log.info("imported %s as %s (%s preset); vocode with --checkpoint %s", args.generator, ckpt, config.preset,
+             args.out)
     return 0
 
 

@@ -120,10 +120,15 @@ class ModelFamily(ABC):
     def build_model(self, config: "RunConfig") -> nn.Module:
         """The network a config describes, with fresh weights."""
 
+    inference_parts: tuple[str, ...] | None = None
+    """The top-level parts of the model inference loads (a GAN: its generator); ``None``: all.
+    A checkpoint holding only these (an imported generator) can start a training run
+    (``--init-from``): the other parts start fresh."""
+
     def build_inference_model(self, config: "RunConfig") -> tuple[nn.Module, tuple[str, ...] | None]:
-        """The network inference runs (a GAN: without its discriminators) and the top-level parts
-        of a checkpoint's weights it loads (``None``: all). Default: :meth:`build_model`, all."""
-        return self.build_model(config), None
+        """The network inference runs (a GAN: without its discriminators) and :attr:`inference_parts`,
+        the parts of a checkpoint's weights it loads. Default: :meth:`build_model`, all."""
+        return self.build_model(config), self.inference_parts
 
     def describe(self, model: nn.Module, config: "RunConfig") -> dict[str, Any]:
         """Facts about ``model`` (built from ``config``) for ``wavediff config`` and the training

@@ -227,6 +227,14 @@ class Trainer:
         decay from the first step, so it is not pulled to the early updates of a fresh optimiser."""
         ckpt = resolve_checkpoint(checkpoint)
         weights = load_weights(ckpt)
+        # a checkpoint of the inference network alone (a GAN's imported generator): the parts it
+        # lacks (the discriminators) start fresh
+        present = {k.split(".", 1)[0] for k in weights}
+        fresh = {k: v for k, v in self.model.state_dict().items() if k.split(".", 1)[0] not in present}
+        if fresh and present == set(self.family.inference_parts or ()):
+            weights = {**weights, **fresh}
+            log.info("--init-from %s holds no %s: those parts start from fresh weights", ckpt,
+                     sorted({k.split(".", 1)[0] for k in fresh}))
         check_state_matches(self.model, weights, f"--init-from {str(ckpt)!r}")
         self.model.load_state_dict(weights)
         self.ema.load_state_dict(weights, num_updates=10 ** 6)

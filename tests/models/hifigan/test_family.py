@@ -34,6 +34,7 @@ def test_presets_build_the_published_generators(preset, generator_parameters):
     assert config.mel.hop_length == config.hifigan.hop_length == 256 and config.data.crop_frames * 256 == 8192
     assert (config.train.batch_size, config.train.learning_rate, config.train.lr_decay, config.train.ema_decay) == (
         16, 2e-4, 0.999, 0.0)
+    assert config.data.normalization_peak == 0.95                     # the authors' normalize(audio) * 0.95
 
 
 def test_the_hop_must_be_the_product_of_the_rates():

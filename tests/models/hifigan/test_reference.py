@@ -1,16 +1,21 @@
 """wavediff.models.hifigan.reference: a generator file in the authors' layout ({'generator':
 state_dict}, weight_g / weight_v per convolution), made here, loads without unpickling and
 vocodes exactly as the architecture written out below with plain functional ops over the
-authors' tensor names (the reference); the same weights saved without weight norm load too."""
+authors' tensor names (the reference); the same weights saved without weight norm load too.
+`wavediff import-hifigan` turns such a file into a checkpoint that vocodes as the reference and
+starts a training run (--init-from) with fresh discriminators."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from wavediff.config import HiFiGANConfig
+from wavediff.cli import main
+from wavediff.config import HiFiGANConfig, load_config
 from wavediff.errors import WavediffError
 from wavediff.models.hifigan.reference import read_reference_generator
+from wavediff.pipelines import Vocoder
+from wavediff.training.trainer import Trainer
 
 CONFIG = HiFiGANConfig(upsample_rates=(4, 2), upsample_kernels=(8, 4), initial_channels=16, resblock=1,
                        resblock_kernels=(3, 5), resblock_dilations=((1, 3), (1, 2)))
@@ -109,3 +114,35 @@ def test_files_that_do_not_fit_are_refused_by_name(tmp_path):
     (tmp_path / "text").write_text("not a torch file")
     with pytest.raises(WavediffError, match="cannot read"):
         read_reference_generator(tmp_path / "text", N_MELS, CONFIG)
+
+
+SMALL = ["mel.n_mels=10", "mel.hop_length=8", "mel.n_fft=64", "mel.win_length=64",
+         "hifigan.upsample_rates=[4,2]", "hifigan.upsample_kernels=[8,4]", "hifigan.initial_channels=16",
+         "hifigan.resblock=1", "hifigan.resblock_kernels=[3,5]", "hifigan.resblock_dilations=[[1,3],[1,2]]"]
+
+
+@pytest.mark.parametrize("saved", ["weight-normed", "plain"])
+def test_import_makes_a_checkpoint_that_vocodes_as_the_reference_and_starts_training(tmp_path, audio_dir, saved):
+    state = _authors_state(CONFIG, seed=2)
+    if saved == "plain":                                # saved after remove_weight_norm
+        state_saved = {k[:-len("_v")] if k.endswith("weight_v") else k:
+                       _w(state, k[:-len(".weight_v")]) if k.endswith("weight_v") else v
+                       for k, v in state.items() if not k.endswith("weight_g")}
+    else:
+        state_saved = state
+    torch.save({"generator": state_saved}, tmp_path / "g_02500000")
+    args = ["import-hifigan", "--generator", str(tmp_path / "g_02500000"), "--config", "hifigan-v3",
+            *[a for s in SMALL for a in ("--set", s)], "--out", str(tmp_path / "imported")]
+    assert main(args) == 0
+    vocoder = Vocoder.from_checkpoint(tmp_path / "imported", device="cpu", precision="fp32", chunk_seconds=None)
+    mel = torch.randn(N_MELS, 9, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = _reference_forward(state, CONFIG, mel.unsqueeze(0))[0]
+    torch.testing.assert_close(vocoder.vocode(mel), want, rtol=1e-4, atol=1e-5)
+    # the imported generator starts a training run; the discriminators start fresh
+    config = load_config("hifigan-v3", [*SMALL, "train.precision=fp32", "data.val_count=2", "train.batch_size=2",
+                                        "data.crop_frames=8"])
+    trainer = Trainer(config, audio_dir, tmp_path / "finetune", init_from=tmp_path / "imported", progress=False)
+    for k, v in trainer.model.generator.state_dict().items():
+        torch.testing.assert_close(v, vocoder.model.generator.state_dict()[k], rtol=1e-6, atol=1e-7)
+    assert main([*args[:-1], str(tmp_path / "x"), "--config", "tiny"]) == 2     # not a HiFi-GAN config

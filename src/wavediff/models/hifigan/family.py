@@ -13,11 +13,13 @@ from wavediff.models.hifigan.gan import HiFiGAN
 from wavediff.models.hifigan.network import count_parameters
 from wavediff.models.hifigan.objective import HiFiGANObjective
 from wavediff.models.hifigan.vocoding import HiFiGANVocoding
+from wavediff.models.hifigan.windows import reach_samples
 
 
 class HiFiGANFamily(ModelFamily):
     name = "hifigan"
     conditionings = ("mel",)
+    inference_parts = ("generator",)
 
     def check_config(self, config: RunConfig) -> None:
         super().check_config(config)
@@ -34,10 +36,11 @@ class HiFiGANFamily(ModelFamily):
         # 14M random numbers for V1 took half a second of every `wavediff vocode`)
         with torch.device("meta"):
             model = HiFiGAN(config.mel.n_mels, config.hifigan, discriminators=False)
-        return model.to_empty(device="cpu"), ("generator",)
+        return model.to_empty(device="cpu"), self.inference_parts
 
     def describe(self, model: nn.Module, config: RunConfig) -> dict[str, Any]:
-        return {"parameters": count_parameters(model), "generator_parameters": count_parameters(model.generator)}
+        return {"parameters": count_parameters(model), "generator_parameters": count_parameters(model.generator),
+                "receptive_field": 2 * reach_samples(config.hifigan) + 1}
 
     def objective(self, config: RunConfig, device: torch.device) -> TrainingObjective:
         return HiFiGANObjective(config, device)

@@ -114,5 +114,21 @@ def folded_copy(generator: HiFiGANGenerator) -> HiFiGANGenerator:
     return fold_weight_norm(fresh)
 
 
+def weight_normed(generator: HiFiGANGenerator) -> HiFiGANGenerator:
+    """A new generator with ``generator``'s weights under weight normalisation, as training
+    builds it; a folded generator's plain weights ``w`` become ``v = w``, ``g = ||w||`` per
+    output channel (the output is unchanged up to rounding)."""
+    fresh = HiFiGANGenerator(generator.n_mels, generator.config)
+    if any(parametrize.is_parametrized(m, "weight") for m in generator.modules()):
+        fresh.load_state_dict(generator.state_dict())
+        return fresh
+    fold_weight_norm(fresh)
+    fresh.load_state_dict(generator.state_dict())
+    for module in fresh.modules():
+        if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+            weight_norm(module)
+    return fresh
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

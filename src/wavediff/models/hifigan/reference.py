@@ -16,7 +16,7 @@ import torch
 
 from wavediff.config import HiFiGANConfig
 from wavediff.errors import WavediffError
-from wavediff.models.hifigan.network import HiFiGANGenerator, fold_weight_norm
+from wavediff.models.hifigan.network import HiFiGANGenerator, fold_weight_norm, weight_normed
 
 _TENSOR = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1",
            "weight": "weight", "bias": "bias"}
@@ -71,3 +71,11 @@ def read_reference_generator(path: str | Path, n_mels: int, config: HiFiGANConfi
                             f"unexpected {extra[:3]}, other shapes {sorted(wrong)[:3]}")
     generator.load_state_dict(state)
     return generator.eval()
+
+
+def checkpoint_weights(generator: HiFiGANGenerator) -> dict[str, torch.Tensor]:
+    """``generator``'s weights under the names a wavediff HiFi-GAN checkpoint holds
+    (``generator.`` + the weight-normalised generator's state): a generator read without its
+    weight norm gets it back (gain = the norm of each output channel, so ``g v / ||v||`` equals
+    the plain weight)."""
+    return {f"generator.{k}": v.detach().clone() for k, v in weight_normed(generator).state_dict().items()}
