@@ -204,12 +204,14 @@ def _worker(args: argparse.Namespace) -> None:
         chunk = ["--chunk-seconds", str(args.chunk_seconds)] if variant.endswith("-chunk") else []
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = save_checkpoint(Path(tmp) / "ckpt", 0, cfg, model.state_dict(), None, keep_last=1)
-            wav = Path(tmp) / "input.wav"
-            save_audio(wav, audio, sr)
+            inputs = Path(tmp) / "inputs"
+            inputs.mkdir()
+            for i in range(args.files):
+                save_audio(inputs / f"input{i:03d}.wav", audio, sr)
             for _ in range(args.repeats + args.warmup):
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "wavediff", "vocode", "--checkpoint", str(ckpt), "--input",
-                                str(wav), "--out", str(Path(tmp) / "out"), "--steps", str(args.steps), "--threads",
+                                str(inputs), "--out", str(Path(tmp) / "out"), "--steps", str(args.steps), "--threads",
                                 str(args.threads), "--device", args.device, "--precision", precision, *chunk],
                                check=True, capture_output=True)
                 times.append(time.perf_counter() - t0)
@@ -272,7 +274,8 @@ def _worker(args: argparse.Namespace) -> None:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         else:
             peak_note["resident_before_bytes"] = resident
-    samples = int(round(args.seconds * sr)) // cfg.mel.hop_length * cfg.mel.hop_length * args.batch
+    files = args.files if variant.startswith("cli-") else 1
+    samples = int(round(args.seconds * sr)) // cfg.mel.hop_length * cfg.mel.hop_length * args.batch * files
     if cfg.family == "diffwave":
         gflop = network_gflop(cfg, samples, args.steps)
     else:                       # counted on 16 frames of the folded generator, scaled to the length
@@ -282,7 +285,7 @@ def _worker(args: argparse.Namespace) -> None:
         gflop = conv_gflop(generator, torch.zeros(1, cfg.mel.n_mels, 16)) * samples / (16 * cfg.mel.hop_length)
     print(json.dumps({"variant": variant, "times": times, "peak_bytes": peak, **peak_note,
                       "warmup_s": None if variant.startswith("cli-") else warm,
-                      "gflop": gflop, "audio_s": args.seconds * args.batch}))
+                      "gflop": gflop, "audio_s": args.seconds * args.batch * files}))
 
 
 def main() -> None:
@@ -294,6 +297,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--files", type=int, default=1,
+                        help="cli-* variants: vocode this many copies of the input in one command (the start-up "
+                             "and loading shared; the RTF is over all of them)")
     parser.add_argument("--warmup", type=int, choices=[0, 1], default=1,
                         help="one untimed call at full length first (default 1)")
     parser.add_argument("--variants", nargs="+", default=None, choices=list(CONV_PRECISION),
@@ -346,7 +352,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", variant, "--preset", args.preset, "--seconds",
                str(args.seconds), "--steps", str(args.steps), "--batch", str(args.batch), "--threads",
                str(args.threads), "--repeats", str(args.repeats), "--chunk-seconds", str(args.chunk_seconds),
-               "--warmup", str(args.warmup), "--device", args.device]
+               "--warmup", str(args.warmup), "--device", args.device, "--files", str(args.files)]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         if variant.endswith("-torch"):
             env["WAVEDIFF_NATIVE"] = "0"
@@ -362,7 +368,7 @@ def main() -> None:
                "precision": precision, "preset": args.preset, "steps": args.steps, "batch": args.batch,
                "seconds": args.seconds, "threads": args.threads}
         rows.append(row)
-        print(f"| {variant} | {args.preset} | {args.steps} | {precision} | {args.batch} | {args.seconds:g} | "
+        print(f"| {variant} | {args.preset} | {args.steps} | {precision} | {args.batch} | {result['audio_s']:g} | "
               f"{args.threads} | {row['rtf']:.3f} | {', '.join(f'{t:.2f}' for t in result['times'])} | "
               f"{gflops:.0f} | {100 * gflops / peaks[precision]:.0f}% | {result['peak_bytes'] / 1e9:.2f} |",
               flush=True)

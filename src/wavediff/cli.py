@@ -36,9 +36,10 @@ def _add_inference(p: argparse.ArgumentParser, default_precision: str) -> None:
                    help="int8: round the residual stack's weights to per-channel int8 (default float)")
     p.add_argument("--chunk-seconds", default="auto",
                    help="'stream': every step and layer advance together through the audio (exact, bounded "
-                        "memory, fastest on a CPU); 'none': one pass; seconds: windows of that length with "
-                        "overlap; 'auto': stream on a CPU, elsewhere one pass unless it needs more than "
-                        "--max-memory-gb, then 10 s windows (default auto)")
+                        "memory, fastest on a CPU; a HiFi-GAN: windows of 256 frames); 'none': one pass; "
+                        "seconds: windows of that length with an exact overlap; 'auto': stream on a CPU, "
+                        "elsewhere one pass unless it needs more than --max-memory-gb, then windows "
+                        "(default auto)")
     p.add_argument("--max-memory-gb", type=float, default=4.0,
                    help="memory a one-pass batch may take before 'auto' chunks it on a GPU (default 4)")
 

@@ -5,6 +5,8 @@ tiny run through the trainer lowers the mel error; its checkpoint holds both opt
 vocodes through the Vocoder as the generator does."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -105,3 +107,29 @@ def test_a_tiny_run_lowers_the_mel_error_and_its_checkpoint_vocodes(tmp_path, au
     assert all(k.startswith("generator.") for k in vocoder.model.state_dict())
     with pytest.raises(WavediffError, match="precision in \\['fp32', 'bf16'\\]"):
         Vocoder.from_checkpoint(tmp_path / "run", device="cpu", precision="int8")
+
+
+def test_a_resumed_run_continues_bit_identically_with_both_optimisers_and_the_decay(tmp_path, audio_dir):
+    # 10 clips, 2 validation, batch 4: 2 steps an epoch, so the decay changes the rate every 2 steps
+    config = load_config("hifigan-v3", [*TINY, "train.lr_decay=0.9", "train.checkpoint_every=3"])
+    straight = Trainer(config, audio_dir, tmp_path / "straight", progress=False)
+    straight.fit(6)
+    Trainer(config, audio_dir, tmp_path / "split", progress=False).fit(3)
+    resumed = Trainer(config, audio_dir, tmp_path / "split", resume=True, progress=False)
+    resumed.fit(6)
+
+    def rows(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [(r["step"], r["loss"], r["loss_discriminator"]) for r in map(json.loads, lines) if "loss" in r]
+
+    assert rows("straight") == rows("split") and len(rows("straight")) == 6
+    for a, b in ((straight.model, resumed.model), (straight.optimizers["discriminator"],
+                                                    resumed.optimizers["discriminator"])):
+        sa, sb = a.state_dict(), b.state_dict()
+        if "state" in sa:                                 # an optimiser: its moments and rate
+            assert [g["lr"] for g in sa["param_groups"]] == [g["lr"] for g in sb["param_groups"]]
+            sa = {(k, n): t for k, s in sa["state"].items() for n, t in s.items() if torch.is_tensor(t)}
+            sb = {(k, n): t for k, s in sb["state"].items() for n, t in s.items() if torch.is_tensor(t)}
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert [g["lr"] for g in resumed.optimizers["generator"].param_groups] == [
+        config.train.learning_rate * 0.9 ** 2]        # step 6 ran in epoch 2

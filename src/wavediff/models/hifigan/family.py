@@ -32,11 +32,9 @@ class HiFiGANFamily(ModelFamily):
         return HiFiGAN(config.mel.n_mels, config.hifigan)
 
     def build_inference_model(self, config: RunConfig) -> tuple[HiFiGAN, tuple[str, ...]]:
-        # the generator alone, its weights left uninitialised (the checkpoint's replace them; drawing
-        # 14M random numbers for V1 took half a second of every `wavediff vocode`)
-        with torch.device("meta"):
-            model = HiFiGAN(config.mel.n_mels, config.hifigan, discriminators=False)
-        return model.to_empty(device="cpu"), self.inference_parts
+        # the generator alone (not built on torch's meta device: weight norm over meta or emptied
+        # tensors imports torch's symbolic-shape machinery, 2.5 s, more than the random draws cost)
+        return HiFiGAN(config.mel.n_mels, config.hifigan, discriminators=False), self.inference_parts
 
     def describe(self, model: nn.Module, config: RunConfig) -> dict[str, Any]:
         return {"parameters": count_parameters(model), "generator_parameters": count_parameters(model.generator),
