@@ -32,6 +32,7 @@ TINY = ["hifigan.initial_channels=32", "hifigan.discriminator_width=0.125", "hif
 def test_presets_build_the_published_generators(preset, generator_parameters):
     config = load_config(preset)
     model = family_of(config).build_model(config)
+    assert family_of(config).describe(model, config)["generator_parameters"] == generator_parameters
     assert count_parameters(fold_weight_norm(model.generator)) == generator_parameters
     assert config.mel.hop_length == config.hifigan.hop_length == 256 and config.data.crop_frames * 256 == 8192
     assert (config.train.batch_size, config.train.learning_rate, config.train.lr_decay, config.train.ema_decay) == (

@@ -37,7 +37,9 @@ class HiFiGANFamily(ModelFamily):
         return HiFiGAN(config.mel.n_mels, config.hifigan, discriminators=False), self.inference_parts
 
     def describe(self, model: nn.Module, config: RunConfig) -> dict[str, Any]:
-        return {"parameters": count_parameters(model), "generator_parameters": count_parameters(model.generator),
+        # the generator as inference runs it (and the paper counts it): weight norm folded, no gains
+        folded = sum(p.numel() for name, p in model.generator.named_parameters() if not name.endswith("original0"))
+        return {"parameters": count_parameters(model), "generator_parameters": folded,
                 "receptive_field": 2 * reach_samples(config.hifigan) + 1}
 
     def objective(self, config: RunConfig, device: torch.device) -> TrainingObjective:
