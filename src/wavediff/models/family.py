@@ -85,6 +85,17 @@ class TrainingObjective(ABC):
         Randomness comes from the batch's per-item ``seed``, so a step is reproducible."""
 
 
+def check_chunking(chunk_seconds: float | str | None, max_memory_gb: float) -> None:
+    """Refuse a ``chunk_seconds`` other than seconds > 0, ``None`` (one pass), ``'stream'`` or
+    ``'auto'``, and a ``max_memory_gb`` that is not > 0: what every family's vocoding takes."""
+    if isinstance(chunk_seconds, str) and chunk_seconds not in ("auto", "stream"):
+        raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None, 'stream' or 'auto'")
+    if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
+        raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'stream', 'auto')")
+    if not max_memory_gb > 0:
+        raise WavediffError(f"max_memory_gb={max_memory_gb} must be > 0")
+
+
 class Vocoding(ABC):
     """A mel-conditioned family's synthesis: mels in, waveforms out (not clipped)."""
 

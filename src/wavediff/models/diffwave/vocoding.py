@@ -14,12 +14,11 @@ from wavediff.diffusion.prior import noise_std
 from wavediff.diffusion.samplers import Estimate, noised_start
 from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, linear_schedule, lowest_steps,
                                          sampling_schedule)
-from wavediff.errors import WavediffError
 from wavediff.inference import InferenceEngine
 from wavediff.inference.mode import EngineMode
 from wavediff.inference.planning import engine_mode
 from wavediff.models.diffwave.network import DiffWave
-from wavediff.models.family import Vocoding
+from wavediff.models.family import Vocoding, check_chunking
 
 
 def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
@@ -42,13 +41,7 @@ class DiffWaveVocoding(Vocoding):
 
     def __init__(self, model: DiffWave, config: RunConfig, device: torch.device, *, precision: str,
                  weights: str, chunk_seconds: float | str | None, max_memory_gb: float) -> None:
-        if isinstance(chunk_seconds, str) and chunk_seconds not in ("auto", "stream"):
-            raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None, 'stream' "
-                                "or 'auto'")
-        if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
-            raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'stream', 'auto')")
-        if not max_memory_gb > 0:
-            raise WavediffError(f"max_memory_gb={max_memory_gb} must be > 0")
+        check_chunking(chunk_seconds, max_memory_gb)
         self.model, self.config, self.device = model, config, device
         self.precision, self.weights = precision, weights
         self.chunk_seconds, self.max_memory_gb = chunk_seconds, max_memory_gb

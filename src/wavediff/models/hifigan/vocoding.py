@@ -8,7 +8,7 @@ import torch
 
 from wavediff.config import SamplerConfig
 from wavediff.errors import WavediffError
-from wavediff.models.family import Vocoding
+from wavediff.models.family import Vocoding, check_chunking
 from wavediff.models.hifigan.gan import HiFiGAN
 from wavediff.models.hifigan.network import HiFiGANGenerator, folded_copy
 from wavediff.models.hifigan.windows import context_frames, generate_in_windows
@@ -38,13 +38,7 @@ class HiFiGANVocoding(Vocoding):
         if precision not in VOCODING_PRECISIONS or weights != "float":
             raise WavediffError(f"a HiFi-GAN vocodes with precision in {list(VOCODING_PRECISIONS)} and float weights, "
                                 f"not precision={precision!r}, weights={weights!r}")
-        if isinstance(chunk_seconds, str) and chunk_seconds not in ("auto", "stream"):
-            raise WavediffError(f"chunk_seconds={chunk_seconds!r} is not allowed; give seconds, None, 'stream' "
-                                "or 'auto'")
-        if isinstance(chunk_seconds, (int, float)) and not chunk_seconds > 0:
-            raise WavediffError(f"chunk_seconds={chunk_seconds} must be > 0 (or None for one pass, 'stream', 'auto')")
-        if not max_memory_gb > 0:
-            raise WavediffError(f"max_memory_gb={max_memory_gb} must be > 0")
+        check_chunking(chunk_seconds, max_memory_gb)
         generator = model.generator if isinstance(model, HiFiGAN) else model
         self.generator = folded_copy(generator).to(device).eval()
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
