@@ -195,11 +195,16 @@ def _metadata(ckpt: Path) -> dict[str, str]:
         raise WavediffError(f"cannot read weights {str(ckpt / WEIGHTS_FILE)!r}: {exc}") from None
 
 
+def weight_part(name: str) -> str:
+    """The top-level part a weight belongs to: the first component of its name (``generator``)."""
+    return name.split(".", 1)[0]
+
+
 def _by_part(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    """Tensors grouped by the first component of their names (a model's top-level modules)."""
+    """Tensors grouped by :func:`weight_part` (a model's top-level modules)."""
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for name, tensor in tensors.items():
-        parts.setdefault(name.split(".", 1)[0], {})[name] = tensor
+        parts.setdefault(weight_part(name), {})[name] = tensor
     return parts
 
 
@@ -218,7 +223,7 @@ def load_weights(ckpt: Path, parts: Sequence[str] | None = None) -> dict[str, to
     try:
         if parts is not None and recorded and all(part in recorded for part in parts):
             with safe_open(str(path), framework="pt") as fh:
-                weights = {k: fh.get_tensor(k) for k in fh.keys() if k.split(".", 1)[0] in parts}
+                weights = {k: fh.get_tensor(k) for k in fh.keys() if weight_part(k) in parts}
             grouped = _by_part(weights)
             if any(tensors_sha256(grouped.get(part, {})) != recorded[part] for part in parts):
                 raise damaged
@@ -232,7 +237,7 @@ def load_weights(ckpt: Path, parts: Sequence[str] | None = None) -> dict[str, to
     if expected is not None and tensors_sha256(weights) != expected:
         raise damaged
     if parts is not None:
-        weights = {k: v for k, v in weights.items() if k.split(".", 1)[0] in parts}
+        weights = {k: v for k, v in weights.items() if weight_part(k) in parts}
     return weights
 
 

@@ -71,6 +71,7 @@ from wavediff.checkpoint import (
     remove_stale_temporaries,
     resolve_checkpoint,
     save_checkpoint,
+    weight_part,
     write_text_atomic,
 )
 from wavediff.training.distributed import DistributedContext
@@ -229,12 +230,12 @@ class Trainer:
         weights = load_weights(ckpt)
         # a checkpoint of the inference network alone (a GAN's imported generator): the parts it
         # lacks (the discriminators) start fresh
-        present = {k.split(".", 1)[0] for k in weights}
-        fresh = {k: v for k, v in self.model.state_dict().items() if k.split(".", 1)[0] not in present}
+        present = {weight_part(k) for k in weights}
+        fresh = {k: v for k, v in self.model.state_dict().items() if weight_part(k) not in present}
         if fresh and present == set(self.family.inference_parts or ()):
             weights = {**weights, **fresh}
             log.info("--init-from %s holds no %s: those parts start from fresh weights", ckpt,
-                     sorted({k.split(".", 1)[0] for k in fresh}))
+                     sorted({weight_part(k) for k in fresh}))
         check_state_matches(self.model, weights, f"--init-from {str(ckpt)!r}")
         self.model.load_state_dict(weights)
         self.ema.load_state_dict(weights, num_updates=10 ** 6)

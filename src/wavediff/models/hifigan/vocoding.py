@@ -2,6 +2,7 @@
 windows with an exact overlap (:mod:`wavediff.models.hifigan.windows`)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -56,8 +57,8 @@ class HiFiGANVocoding(Vocoding):
         if self.chunk_seconds == "stream" or self.device.type == "cpu":
             return WINDOW_FRAMES
         config = self.generator.config
-        widest = max(config.initial_channels // 2 ** (i + 1) * self.generator.hop_length
-                     for i in range(len(config.upsample_rates)))  # channels x samples per frame
+        widest = max(config.initial_channels // 2 ** (i + 1) * math.prod(config.upsample_rates[:i + 1])
+                     for i in range(len(config.upsample_rates)))  # channels x samples per frame, per stage
         per_frame = widest * ACTIVATION_BYTES_PER_SAMPLE_CHANNEL * self.dtype.itemsize / 4
         fits = int(self.max_memory_gb * 1e9 // per_frame)
         return None if frames <= fits else max(1, fits - 2 * context_frames(config))
