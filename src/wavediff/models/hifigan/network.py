@@ -87,8 +87,9 @@ class HiFiGANGenerator(nn.Module):
             x = upsample(F.leaky_relu(x, self.config.leaky_slope))
             x = sum(block(x) for block in blocks) / len(blocks)
         x = torch.tanh(self.output_conv(F.leaky_relu(x, OUTPUT_LEAKY_SLOPE)))
-        # an odd kernel - rate difference adds a sample at a stage; the output keeps F * hop
-        return x[:, 0, :frames * self.hop_length]
+        # an odd kernel - rate difference adds a sample at a stage; the output keeps F * hop.
+        # (B, 1, L) here, or (B, 1, 1, L) when the convolutions were made planar (planar.py)
+        return x.flatten(1)[:, :frames * self.hop_length]
 
 
 def fold_weight_norm(module: nn.Module) -> nn.Module:

@@ -12,6 +12,7 @@ from wavediff.errors import WavediffError
 from wavediff.models.family import Vocoding, check_chunking
 from wavediff.models.hifigan.gan import HiFiGAN
 from wavediff.models.hifigan.network import HiFiGANGenerator, folded_copy
+from wavediff.models.hifigan.planar import PlanarGenerator
 from wavediff.models.hifigan.windows import context_frames, generate_in_windows
 
 VOCODING_PRECISIONS = ("fp32", "bf16")
@@ -25,7 +26,8 @@ input, its running sum and temporaries, fp32): sizes the GPU's one pass against 
 
 
 class HiFiGANVocoding(Vocoding):
-    """Mels ``(n_mels, F_i)`` -> ``(F_i * hop,)`` fp32 audio. ``precision`` 'bf16' runs a bf16 copy
+    """Mels ``(n_mels, F_i)`` -> ``(F_i * hop,)`` fp32 audio through a folded copy of the generator
+    (on a CPU its :class:`PlanarGenerator` form). ``precision`` 'bf16' runs a bf16 copy
     of the generator (weights and activations). ``chunk_seconds``: ``None`` one pass; seconds:
     windows of that length; ``'stream'``: windows of :data:`WINDOW_FRAMES`; ``'auto'``: those
     windows on a CPU, elsewhere one pass unless it would need more than ``max_memory_gb``.
@@ -41,7 +43,9 @@ class HiFiGANVocoding(Vocoding):
                                 f"not precision={precision!r}, weights={weights!r}")
         check_chunking(chunk_seconds, max_memory_gb)
         generator = model.generator if isinstance(model, HiFiGAN) else model
-        self.generator = folded_copy(generator).to(device).eval()
+        # on a CPU the convolutions run planar and channels-last (oneDNN's fast kernels, planar.py)
+        self.generator: torch.nn.Module = (PlanarGenerator(generator) if device.type == "cpu"
+                                           else folded_copy(generator)).to(device).eval()
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.generator.to(self.dtype)
         self.device, self.precision = device, precision
