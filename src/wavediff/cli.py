@@ -207,6 +207,10 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", action="append", default=[], metavar="LABEL[:KEY=VALUE,...]",
                    help="a sampler variant to compare, e.g. gl-start:start=griffin-lim,start_steps=2; repeat for "
                         "several; LABEL alone is the checkpoint's own sampler (default: only that)")
+    p.add_argument("--score-max-hz", type=float, default=None, metavar="HZ",
+                   help="score below HZ only: low-pass the recording and every system's audio there before the "
+                        "metrics, to compare vocoders whose mels stop at different frequencies (e.g. 8000 for the "
+                        "hifigan front-end beside a full-band one); default: the full band")
     p.add_argument("--screenshot", action="store_true",
                    help="open the page in headless Chromium, check every player and image, save screenshot.png")
     _add_common(p)
@@ -462,6 +466,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(args.checkpoint, args.data, args.out, steps=args.steps, gl_iters=args.gl_iters, seed=args.seed,
                       precision=args.precision, samplers=[parse_sampler_variant(v) for v in args.sampler],
                       limit=args.limit, device=args.device, command=command, labels=args.label,
+                      score_max_hz=args.score_max_hz,
                       progress=lambda items: tqdm(items, desc="evaluate", unit="utt"))
     written = write_report(report, args.out)
     print(markdown_table(report))

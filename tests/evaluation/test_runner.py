@@ -1,6 +1,6 @@
 """wavediff.evaluation.runner (`wavediff evaluate`): systems and files, scores re-derived from the
 written audio, summaries, Griffin-Lim against an untrained DiffWave, sample-rate checks, sampler
-variants of one checkpoint."""
+variants of one checkpoint, band-limited scoring."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from wavediff.errors import WavediffError
+from wavediff.evaluation.report import markdown_report
 from wavediff.evaluation.runner import METRIC_KEYS, evaluate
 
 from helpers import untrained_run
@@ -153,3 +154,32 @@ def test_a_gan_is_one_system_beside_every_step_count_of_a_diffusion_model(evalua
     assert report.systems[2].spec.steps is None
     assert len(list((tmp_path / "report" / "audio" / "gan").glob("*.wav"))) == 1
     assert plot_metrics_vs_steps(report, tmp_path / "steps.png").stat().st_size > 10_000
+
+
+def test_score_max_hz_scores_both_sides_low_passed_and_keeps_the_audio_full_band(evaluation_runs, tmp_path):
+    """With a cutoff every score is the metric of the written (full-band) audio after an
+    independent FFT low-pass of both sides; the recording on the page keeps its high band."""
+    from wavediff.metrics.spectral import multi_resolution_stft_distance
+
+    root, data, run_a, _ = evaluation_runs
+    out = tmp_path / "band"
+    report = evaluate([str(run_a)], data, out, steps=[3], gl_iters=[4], device="cpu", limit=1, score_max_hz=1000.0)
+    assert report.meta["score_max_hz"] == 1000.0
+    assert "scored below 1000 Hz" in markdown_report(report)
+    utt = json.loads((out / "results.json").read_text())["utterances"][0]
+    ref, sr = sf.read(out / utt["audio"]["recording"])
+    spectrum = np.abs(np.fft.rfft(ref))
+    freqs = np.fft.rfftfreq(ref.shape[0], 1 / sr)
+    assert spectrum[freqs > 1000].sum() > 0.2 * spectrum.sum()      # the harmonics above 1 kHz are kept
+
+    def band(x):
+        s = np.fft.rfft(x)
+        s[freqs > 1000] = 0
+        return np.fft.irfft(s, n=x.shape[0])
+
+    for slug, scores in utt["scores"].items():
+        est, _ = sf.read(out / utt["audio"][slug])
+        assert scores["mr_stft"] == pytest.approx(multi_resolution_stft_distance(band(ref), band(est)), rel=1e-3)
+        assert scores["mr_stft"] != pytest.approx(multi_resolution_stft_distance(ref, est), rel=1e-2)
+    with pytest.raises(WavediffError, match=r"12000.0 Hz must lie strictly between 0 and the Nyquist"):
+        evaluate([str(run_a)], data, tmp_path / "r", steps=[3], gl_iters=[], device="cpu", score_max_hz=12000.0)

@@ -61,6 +61,10 @@ def describe_sampler(sampler: SamplerConfig) -> str:
     return f"{start}; {consistency}"
 
 
+SCORED_BELOW = ("scored below {hz:g} Hz: the recording and every system's audio low-passed there before "
+                "every metric (the audio on the page is full band)")
+
+
 def markdown_report(report: EvaluationReport) -> str:
     meta = report.meta
     head = [
@@ -77,6 +81,8 @@ def markdown_report(report: EvaluationReport) -> str:
     for s in report.systems:
         if s.spec.sampler is not None:
             head.append(f"- sampler of `{s.spec.name}`: {describe_sampler(s.spec.sampler)}")
+    if meta.get("score_max_hz"):
+        head.append(f"- {SCORED_BELOW.format(hz=meta['score_max_hz'])}")
     if meta.get("command"):
         head.append(f"- command: `{meta['command']}`")
     head += ["", markdown_table(report), "",
@@ -123,6 +129,8 @@ def listening_page(report: EvaluationReport, plots: list[str]) -> str:
     for c in meta["checkpoints"]:
         items.append(f"<li>checkpoint <b>{html.escape(c['name'])}</b>: <code>{html.escape(c['checkpoint'])}</code> "
                      f"({html.escape(str(c['preset']))} preset, step {c['step']}, {c['parameters']:,} parameters)</li>")
+    if meta.get("score_max_hz"):
+        items.append(f"<li>{html.escape(SCORED_BELOW.format(hz=meta['score_max_hz']))}</li>")
     if meta.get("command"):
         items.append(f"<li>command: <code>{html.escape(meta['command'])}</code></li>")
     defs = "".join(f"<li><b>{html.escape(m.label)}</b> ({m.better} is better): {html.escape(m.definition)}</li>"

@@ -22,6 +22,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 
+from wavediff.audio.filters import check_cutoff, low_pass
 from wavediff.audio.griffinlim import griffin_lim_from_mel
 from wavediff.audio.io import audio_info, load_audio, save_audio
 from wavediff.audio.mel import MelFrontend
@@ -212,16 +213,21 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
              gl_iters: Sequence[int] = (32, 100), seed: int = 0, limit: int | None = None, device: str = "auto",
              command: str | None = None, labels: Sequence[str] | None = None,
              progress: Callable | None = None, precision: str = "fp32",
-             samplers: Sequence[SamplerVariant] = ()) -> EvaluationReport:
+             samplers: Sequence[SamplerVariant] = (), score_max_hz: float | None = None) -> EvaluationReport:
     """Run every system on every utterance of ``data``; write audio, spectrograms and ``results.json``.
 
     ``labels`` name the checkpoints in tables (default: their run folders' names, made
     unique). ``samplers``: variants of each checkpoint's sampler to compare (:func:`parse_sampler_variant`;
-    empty: each checkpoint's own). ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
+    empty: each checkpoint's own). ``score_max_hz``: score the recording and every system's audio
+low-passed at that frequency (:func:`wavediff.audio.filters.low_pass`), so that systems whose mels
+stop at different frequencies are compared on the band they all model; the written audio stays
+full band. ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
     Markdown table, plots and listening page are written by :func:`wavediff.evaluation.report.write_report`.
     """
     _check_request(checkpoints, steps, gl_iters, labels, limit, samplers)
     vocoders, sample_rate = _load_vocoders(checkpoints, steps, device, precision)
+    if score_max_hz is not None:
+        check_cutoff(score_max_hz, sample_rate)
     entries = read_entries(data)[:limit]
     if not entries:
         raise WavediffError(f"no audio in {str(data)!r}")
@@ -243,7 +249,8 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
             resampled += 1
         audio = load_audio(entry.path, sample_rate, resample=True)
         utterances.append(_evaluate_utterance(UtteranceResult(uid, str(entry.path), audio.shape[0] / sample_rate),
-                                              audio, systems, vocoders, out, seed + index, seed, time_spent))
+                                              audio, systems, vocoders, out, seed + index, seed, time_spent,
+                                              score_max_hz))
     if resampled:
         log.info("%d of %d recordings were resampled to %d Hz", resampled, len(entries), sample_rate)
     total_seconds = sum(u.duration_s for u in utterances)
@@ -258,6 +265,7 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
         "sample_rate": sample_rate,
         "resampled_recordings": resampled,
         "seed": seed,
+        "score_max_hz": score_max_hz,
         "device": str(vocoders[0].device),
         "precision": vocoders[0].precision,
         "machine": cpu_name(),
@@ -304,15 +312,20 @@ def _load_vocoders(checkpoints: Sequence[str], steps: Sequence[int], device: str
 
 def _evaluate_utterance(utt: UtteranceResult, audio: np.ndarray, systems: Sequence[SystemSpec],
                         vocoders: Sequence[Vocoder], out: Path, noise_seed: int, gl_seed: int,
-                        time_spent: dict[str, float]) -> UtteranceResult:
+                        time_spent: dict[str, float], score_max_hz: float | None = None) -> UtteranceResult:
     """Every system's resynthesis of one recording ``audio (L,)``: written, drawn and scored into
-    ``utt``; each system's synthesis time is added to ``time_spent``."""
+    ``utt`` (both sides low-passed at ``score_max_hz`` when given); each system's synthesis time is
+    added to ``time_spent``."""
     sample_rate = vocoders[0].sample_rate
     view = vocoders[0].frontend
     recording_db = _log_mel_db(audio, view)
     top_db = float(recording_db.max())
     _write_output(utt, "recording", audio, sample_rate, recording_db, top_db, out)
-    scorer = SpeechScorer(audio, sample_rate)
+    def scored(x: np.ndarray) -> np.ndarray:
+        return x if score_max_hz is None else low_pass(x, sample_rate, score_max_hz)
+
+    reference = scored(audio)
+    scorer = SpeechScorer(reference, sample_rate)
     mels: dict[int, torch.Tensor] = {}
     for spec in systems:
         vocoder = vocoders[spec.vocoder_index]
@@ -331,9 +344,10 @@ def _evaluate_utterance(utt: UtteranceResult, audio: np.ndarray, systems: Sequen
         wav = np.asarray(wav, dtype=np.float32)[: audio.shape[0]] / np.float32(vocoder.input_gain(audio))
         if wav.shape[0] < audio.shape[0]:
             wav = np.pad(wav, (0, audio.shape[0] - wav.shape[0]))
-        scores = {"log_mel_l1": log_mel_l1(audio, wav, vocoder.frontend),
-                  "mr_stft": multi_resolution_stft_distance(audio, wav)}
-        scores.update(scorer.score(wav))
+        estimate = scored(wav)
+        scores = {"log_mel_l1": log_mel_l1(reference, estimate, vocoder.frontend),
+                  "mr_stft": multi_resolution_stft_distance(reference, estimate)}
+        scores.update(scorer.score(estimate))
         utt.scores[spec.slug] = {k: float(scores[k]) for k in METRIC_KEYS}
         _write_output(utt, spec.slug, wav, sample_rate, _log_mel_db(wav, view), top_db, out)
     return utt
