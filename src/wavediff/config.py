@@ -463,6 +463,61 @@ class SamplerConfig:
         return self.start != "noise" or self.consistency != "none"
 
 
+WAVENET_OUTPUTS = ("mulaw", "mol")
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    """WaveNet (van den Oord et al. 2016): a stack of causal dilated convolutions with gated units,
+    residual and skip paths. Read only when ``family='wavenet'``.
+
+    Layer ``i`` has dilation ``2 ** (i % dilation_cycle)`` and kernel ``kernel_size`` (2 or 3);
+    the receptive field is ``1 + (kernel_size - 1) * sum(dilations)`` samples. ``output``
+    'mulaw': a ``quantization_channels``-way softmax over mu-law companded samples (mu =
+    channels - 1); 'mol': a discretised mixture of ``mixtures`` logistics over 16-bit samples
+    (Salimans et al. 2017, as in Parallel WaveNet). ``label_embedding_dim`` sizes the global
+    conditioning's label embedding (class models).
+    """
+
+    output: str = "mulaw"
+    quantization_channels: int = 256
+    mixtures: int = 10
+    layers: int = 20
+    dilation_cycle: int = 10
+    kernel_size: int = 2
+    residual_channels: int = 64
+    gate_channels: int = 128
+    skip_channels: int = 64
+    label_embedding_dim: int = 16
+
+    def __post_init__(self) -> None:
+        _check_choice("wavenet.output", self.output, list(WAVENET_OUTPUTS))
+        _check_choice("wavenet.kernel_size", self.kernel_size, [2, 3])
+        for name in ("quantization_channels", "mixtures", "layers", "dilation_cycle", "residual_channels",
+                     "gate_channels", "skip_channels", "label_embedding_dim"):
+            if getattr(self, name) < 1:
+                raise WavediffError(f"wavenet.{name}={getattr(self, name)} must be >= 1")
+        if self.gate_channels % 2:
+            raise WavediffError(f"wavenet.gate_channels={self.gate_channels} must be even (tanh and sigmoid halves)")
+        if self.quantization_channels < 2:
+            raise WavediffError(f"wavenet.quantization_channels={self.quantization_channels} must be >= 2")
+
+    @property
+    def dilations(self) -> tuple[int, ...]:
+        """The dilation of each layer."""
+        return tuple(2 ** (i % self.dilation_cycle) for i in range(self.layers))
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples an output depends on, itself included."""
+        return 1 + (self.kernel_size - 1) * sum(self.dilations)
+
+    @property
+    def output_channels(self) -> int:
+        """Channels of the output head: classes, or (weight, mean, log-scale) per logistic."""
+        return self.quantization_channels if self.output == "mulaw" else 3 * self.mixtures
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything needed to rebuild a model, its front-end and its training."""
@@ -478,6 +533,8 @@ class RunConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     hifigan: HiFiGANConfig = field(default_factory=HiFiGANConfig)
     """HiFi-GAN's settings, read when ``family='hifigan'``."""
+    wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
+    """WaveNet's settings, read when ``family='wavenet'``."""
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -598,7 +655,8 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         )
     kwargs: dict[str, Any] = {}
     nested = {"mel": MelConfig, "diffusion": DiffusionConfig, "model": ModelConfig,
-              "data": DataConfig, "train": TrainConfig, "sampler": SamplerConfig, "hifigan": HiFiGANConfig}
+              "data": DataConfig, "train": TrainConfig, "sampler": SamplerConfig, "hifigan": HiFiGANConfig,
+              "wavenet": WaveNetConfig}
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
         if cls is RunConfig and name in nested:
