@@ -797,6 +797,27 @@ def _preset_hifigan(version: str) -> RunConfig:
     )
 
 
+def _preset_wavenet(name: str) -> RunConfig:
+    # teacher-forced on crops of 8 frames more than the receptive field; Adam at 1e-3 (r9y9's
+    # wavenet_vocoder), EMA 0.9999 as there
+    if name == "wavenet-sc09":      # digits, 16 kHz: unconditional or (model.conditioning=class) by label
+        mel, wavenet = MEL_PRESETS["audioldm"], WaveNetConfig(layers=20, dilation_cycle=10)
+        model = ModelConfig(conditioning="none")
+    elif name == "wavenet-large":   # the GPU-sized mel vocoder: 24 layers, 128/256/128 channels, MoL
+        mel, wavenet = MEL_PRESETS["diffwave"], WaveNetConfig(output="mol", layers=24, dilation_cycle=12,
+                                                              residual_channels=128, gate_channels=256,
+                                                              skip_channels=128)
+        model = ModelConfig()
+    else:                           # wavenet-mulaw: the CPU-sized mel vocoder
+        mel, wavenet = MEL_PRESETS["diffwave"], WaveNetConfig()
+        model = ModelConfig()
+    crop = -(-(wavenet.receptive_field + 8 * mel.hop_length) // mel.hop_length)
+    return RunConfig(preset=name, family="wavenet", mel=mel, wavenet=wavenet, model=model,
+                     data=DataConfig(crop_frames=crop, val_count=4),
+                     train=TrainConfig(batch_size=4, learning_rate=1e-3, val_every=500, checkpoint_every=250,
+                                       log_every=10))
+
+
 # overrides that take any vocoder preset back to the paper's recipe: N(0, I), audio as recorded, no
 # auxiliary loss, the plain chain from noise (benchmarks measuring that recipe pin it with these)
 PAPER_RECIPE: tuple[str, ...] = (
@@ -813,6 +834,7 @@ PRESETS = {
     "sc09-class-cpu": _preset_sc09_class_cpu,
     "tiny": _preset_tiny,
     **{f"hifigan-{v}": (lambda v=v: _preset_hifigan(v)) for v in HIFIGAN_VERSIONS},
+    **{n: (lambda n=n: _preset_wavenet(n)) for n in ("wavenet-mulaw", "wavenet-large", "wavenet-sc09")},
 }
 
 

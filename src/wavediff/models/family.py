@@ -217,3 +217,7 @@ def _register_builtin() -> None:
         from wavediff.models.hifigan.family import HiFiGANFamily
 
         register_family(HiFiGANFamily())
+    if "wavenet" not in _FAMILIES:
+        from wavediff.models.wavenet.family import WaveNetFamily
+
+        register_family(WaveNetFamily())
