@@ -799,7 +799,7 @@ def _preset_hifigan(version: str) -> RunConfig:
 
 def _preset_wavenet(name: str) -> RunConfig:
     # teacher-forced on crops of 8 frames more than the receptive field; Adam at 1e-3 (r9y9's
-    # wavenet_vocoder), EMA 0.9999 as there
+    # wavenet_vocoder); the trainer's default EMA
     if name == "wavenet-sc09":      # digits, 16 kHz: unconditional or (model.conditioning=class) by label
         mel, wavenet = MEL_PRESETS["audioldm"], WaveNetConfig(layers=20, dilation_cycle=10)
         model = ModelConfig(conditioning="none")

@@ -219,9 +219,9 @@ def evaluate(checkpoints: Sequence[str], data: str | Path, out: str | Path, *, s
     ``labels`` name the checkpoints in tables (default: their run folders' names, made
     unique). ``samplers``: variants of each checkpoint's sampler to compare (:func:`parse_sampler_variant`;
     empty: each checkpoint's own). ``score_max_hz``: score the recording and every system's audio
-low-passed at that frequency (:func:`wavediff.audio.filters.low_pass`), so that systems whose mels
-stop at different frequencies are compared on the band they all model; the written audio stays
-full band. ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
+    low-passed at that frequency (:func:`wavediff.audio.filters.low_pass`), so that systems whose mels
+    stop at different frequencies are compared on the band they all model; the written audio stays
+    full band. ``progress`` wraps the utterance iterable (e.g. ``tqdm``). Returns the report; the
     Markdown table, plots and listening page are written by :func:`wavediff.evaluation.report.write_report`.
     """
     _check_request(checkpoints, steps, gl_iters, labels, limit, samplers)
@@ -321,6 +321,7 @@ def _evaluate_utterance(utt: UtteranceResult, audio: np.ndarray, systems: Sequen
     recording_db = _log_mel_db(audio, view)
     top_db = float(recording_db.max())
     _write_output(utt, "recording", audio, sample_rate, recording_db, top_db, out)
+
     def scored(x: np.ndarray) -> np.ndarray:
         return x if score_max_hz is None else low_pass(x, sample_rate, score_max_hz)
 

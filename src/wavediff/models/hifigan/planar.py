@@ -4,10 +4,11 @@
 On x86 CPUs torch hands a channels-last 2-D convolution to oneDNN's blocked kernels (AMX or
 AVX-512 for bf16), while a 1-D convolution over ``(B, C, L)`` takes a much slower path: on the
 project's 2-core machine a layer of the last stages runs 4 to 20 times faster planar in bf16, the
-whole generator (20 s, windows of 256 frames) 2.6 (V3) and 3.0 (V1) times faster in bf16 and 1.4
-times in fp32 (docs/results.md, "HiFi-GAN vocoding speed"). The weights are the folded generator's, reshaped ``(out, in, k) -> (out, in, 1, k)``:
-the arithmetic is the same, so the output equals the 1-D generator's within float rounding
-(tested against the training module's generator).
+whole generator (20 s, windows of 256 frames) 2.2 to 4.9 times faster in bf16 and 1.4 to 1.8
+times in fp32 (docs/results.md, "HiFi-GAN vocoding speed"). The weights are the folded
+generator's, reshaped ``(out, in, k) -> (out, in, 1, k)``: the arithmetic is the same, so the
+output equals the 1-D generator's within float rounding (tested against the training module's
+generator).
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ VOCODING_PRECISIONS = ("fp32",)
 class WaveNetVocoding(Vocoding):
     """Mels ``(n_mels, F_i)`` -> ``(F_i * hop,)`` fp32 audio, drawn sample by sample with the
     per-layer queues (:class:`~wavediff.models.wavenet.network.IncrementalState`) at softmax
-    ``temperature`` 1. Mels of one length run as one batch. Steps and sampler do not apply."""
+    ``temperature`` 1. Mels of one length run as one batch, drawn from the generator of the
+    batch's first mel. Steps and sampler do not apply."""
 
     iterative = False
 
