@@ -205,10 +205,10 @@ class NativeKernels:
         return scale
 
 
-def _build(source: bytes, target: Path, compiler: str) -> None:
+def _build(source: bytes, target: Path, compiler: str, name: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src = Path(tmp) / "kernels.c"
+        src = Path(tmp) / name
         src.write_bytes(source)
         out = Path(tmp) / target.name
         done = subprocess.run([compiler, *FLAGS, str(src), "-o", str(out), "-lm"], capture_output=True, text=True,
@@ -218,9 +218,9 @@ def _build(source: bytes, target: Path, compiler: str) -> None:
         os.replace(out, target)   # atomic: concurrent builders each write their own temporary
 
 
-@functools.lru_cache(maxsize=1)
-def load() -> NativeKernels | None:
-    """The native kernels, built if needed; ``None`` where they cannot be had (see module doc)."""
+def build_library(name: str) -> Path | None:
+    """The shared library built from the C file ``name`` of this package (cached, see the module
+    doc), or ``None`` where native code is off or cannot be built (the reason is logged)."""
     if os.environ.get("WAVEDIFF_NATIVE", "1") == "0":
         log.info("native kernels disabled (WAVEDIFF_NATIVE=0); using torch operations")
         return None
@@ -230,23 +230,35 @@ def load() -> NativeKernels | None:
         return None
     compiler = _compiler()
     if compiler is None:
-        log.info("no C compiler found ($CC, cc, gcc, clang); using torch operations for the gate and int8 "
-                 "quantization (slower)")
+        log.info("no C compiler found ($CC, cc, gcc, clang); using torch operations (slower)")
         return None
-    source = resources.files("wavediff.inference").joinpath("kernels.c").read_bytes()
+    source = resources.files("wavediff.inference").joinpath(name).read_bytes()
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         version = ""
     key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(), version.encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]
-    target = cache_dir() / f"kernels-{key}.so"
+    target = cache_dir() / f"{Path(name).stem}-{key}.so"
     try:
         if not target.exists():
             log.info("building native kernels into %s", target)
-            _build(source, target, compiler)
-        kernels = NativeKernels(target)
+            _build(source, target, compiler, name)
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        log.warning("native kernels from %s unavailable (%s); using torch operations", name, err)
+        return None
+    return target
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> NativeKernels | None:
+    """The native kernels, built if needed; ``None`` where they cannot be had (see module doc)."""
+    target = build_library("kernels.c")
+    if target is None:
+        return None
+    try:
+        kernels = NativeKernels(target)
+    except OSError as err:
         log.warning("native kernels unavailable (%s); using torch operations", err)
         return None
     if not kernels.vectorized:   # the scalar fallbacks are slower than torch's vectorised operations

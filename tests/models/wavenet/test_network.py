@@ -74,8 +74,8 @@ def test_incremental_generation_equals_the_naive_loop(output):
     net = _net(output, mel=True, classes=False)
     mel = torch.randn(2, 5, 30, dtype=torch.float64)
     kwargs = dict(mel=mel, temperature=0.0 if output == "mulaw" else 1.0)
-    fast = generate(net, 120, generator=torch.Generator().manual_seed(3), **kwargs)
-    slow = generate(net, 120, generator=torch.Generator().manual_seed(3), naive=True, **kwargs)
+    fast = generate(net, 120, generator=torch.Generator().manual_seed(3), implementation="torch", **kwargs)
+    slow = generate(net, 120, generator=torch.Generator().manual_seed(3), implementation="naive", **kwargs)
     assert fast.shape == (2, 120) and fast.abs().max() <= 1
     torch.testing.assert_close(fast, slow, atol=1e-9, rtol=0)
 
@@ -83,6 +83,16 @@ def test_incremental_generation_equals_the_naive_loop(output):
 def test_seeded_sampling_repeats_and_rows_of_a_batch_differ():
     net = _net(mel=False, classes=True)
     label = torch.tensor([2, 2])
-    a = generate(net, 80, label=label, generator=torch.Generator().manual_seed(7))
-    b = generate(net, 80, label=label, generator=torch.Generator().manual_seed(7))
+    a = generate(net, 80, label=label, generator=torch.Generator().manual_seed(7), implementation="torch")
+    b = generate(net, 80, label=label, generator=torch.Generator().manual_seed(7), implementation="torch")
     assert torch.equal(a, b) and not torch.equal(a[0], a[1])
+
+
+def test_an_unknown_implementation_or_a_negative_temperature_is_refused():
+    net = _net(mel=False, classes=False)
+    with pytest.raises(ValueError, match="not one of"):
+        generate(net, 4, implementation="cuda-graph")
+    with pytest.raises(ValueError, match="temperature"):
+        generate(net, 4, temperature=-1.0)
+    with pytest.raises(ValueError, match="float32 CPU model"):
+        generate(net, 4, implementation="native")      # a float64 model

@@ -1,12 +1,25 @@
 """WaveNet's autoregressive generation: the naive loop (the full forward over the last receptive
-field per sample, the reference) and incremental generation with per-layer queues."""
+field per sample, the reference), incremental generation with per-layer queues in torch, and
+the same in native code (:mod:`wavediff.models.wavenet.native`)."""
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
 
+from wavediff.models.wavenet import native
 from wavediff.models.wavenet.mol import mol_sample
 from wavediff.models.wavenet.network import IncrementalState, WaveNet
+
+log = logging.getLogger(__name__)
+
+IMPLEMENTATIONS = ("auto", "native", "torch", "naive")
+"""``native``: the C kernel (float32 CPU models); ``torch``: :class:`IncrementalState`;
+``naive``: the full forward per sample; ``auto``: native where it runs, else torch."""
+
+NATIVE_CHUNK = 4096
+"""Samples per native call: the conditioning is projected for this many at a time."""
 
 
 def draw(net: WaveNet, outputs: torch.Tensor, generator: torch.Generator | None, temperature: float) -> torch.Tensor:
@@ -19,20 +32,58 @@ def draw(net: WaveNet, outputs: torch.Tensor, generator: torch.Generator | None,
     return torch.multinomial(F.softmax(outputs / temperature, dim=1), 1, generator=generator)[:, 0]
 
 
+def resolve_implementation(net: WaveNet, implementation: str) -> str:
+    """``implementation`` with ``auto`` resolved; raises when ``native`` cannot run ``net``."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation={implementation!r} is not one of {list(IMPLEMENTATIONS)}")
+    if implementation == "auto":
+        return "native" if native.supports(net) else "torch"
+    if implementation == "native" and not native.supports(net):
+        p = next(net.parameters())
+        raise ValueError(f"implementation='native' needs a float32 CPU model and the built kernel; this one is "
+                         f"{p.dtype} on {p.device}, kernel {'built' if native.load() else 'unavailable'}")
+    return implementation
+
+
 @torch.no_grad()
 def generate(net: WaveNet, length: int, *, batch: int = 1, mel: torch.Tensor | None = None,
              label: torch.Tensor | None = None, generator: torch.Generator | None = None,
-             temperature: float = 1.0, naive: bool = False) -> torch.Tensor:
+             temperature: float = 1.0, implementation: str = "auto", threads: int | None = None,
+             progress: bool = False) -> torch.Tensor:
     """``(B, length)`` float audio drawn sample by sample. ``mel (B, n_mels, F)`` / ``label (B,)``
-    condition it (their batch sets ``B``). ``naive``: recompute the full forward over the last
-    receptive field for every sample (the reference for the incremental path)."""
+    condition it (their batch sets ``B``). ``temperature`` divides the softmax logits (``0``: the
+    most likely class) or scales the logistics' scale (``mol``). ``implementation``: one of
+    :data:`IMPLEMENTATIONS`. ``generator`` seeds the draws; the native kernel draws with its own
+    generator seeded from it, so its audio for a seed differs from the torch paths'.
+    ``threads``: the native kernel's (default ``torch.get_num_threads()``). ``progress``: a bar
+    over the samples."""
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0")
     if mel is not None:
         batch = mel.shape[0]
     elif label is not None:
         batch = label.shape[0]
+    implementation = resolve_implementation(net, implementation)
     device = next(net.parameters()).device
     cond = net.conditioning(length, mel, label)
     inputs = net.start_input(batch, device)
+    from tqdm import tqdm
+    bar = tqdm(total=length, desc=f"generate ({implementation})", unit="sample", unit_scale=True,
+               disable=not progress, leave=False)
+    try:
+        if implementation == "native":
+            samples = _generate_native(net, length, batch, cond, label is not None and mel is None, inputs,
+                                       generator, temperature, threads, bar)
+        else:
+            samples = _generate_torch(net, length, cond, inputs, generator, temperature,
+                                      implementation == "naive", bar)
+    finally:
+        bar.close()
+    return net.to_audio(samples)
+
+
+def _generate_torch(net: WaveNet, length: int, cond: torch.Tensor | None, inputs: torch.Tensor,
+                    generator: torch.Generator | None, temperature: float, naive: bool, bar) -> torch.Tensor:
     samples = []
     if naive:
         history = inputs.unsqueeze(1)
@@ -44,10 +95,35 @@ def generate(net: WaveNet, length: int, *, batch: int = 1, mel: torch.Tensor | N
             sample = draw(net, out, generator, temperature)
             samples.append(sample)
             history = torch.cat([history, sample.unsqueeze(1).to(history.dtype)], dim=1)
+            bar.update(1)
     else:
-        state = IncrementalState(net, batch, cond)
+        state = IncrementalState(net, inputs.shape[0], cond)
         for _ in range(length):
             sample = draw(net, state.step(inputs), generator, temperature)
             samples.append(sample)
             inputs = sample
-    return net.to_audio(torch.stack(samples, dim=1))
+            bar.update(1)
+    return torch.stack(samples, dim=1)
+
+
+def _generate_native(net: WaveNet, length: int, batch: int, cond: torch.Tensor | None, constant: bool,
+                     inputs: torch.Tensor, generator: torch.Generator | None, temperature: float,
+                     threads: int | None, bar) -> torch.Tensor:
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    kernel = native.NativeWaveNet(net, batch, inputs, seed=seed, temperature=temperature, threads=threads)
+    if constant and cond is not None:   # a label alone: one projection serves every sample
+        fixed = kernel.conditioning(cond[..., :1])
+    pieces = []
+    for start in range(0, length, NATIVE_CHUNK):
+        n = min(NATIVE_CHUNK, length - start)
+        if cond is None:
+            proj = None
+        elif constant:
+            proj = fixed
+        else:
+            proj = kernel.conditioning(cond[..., start:start + n])
+        out, _ = kernel.run(n, proj, constant=constant)
+        pieces.append(out)
+        bar.update(n)
+    samples = torch.cat(pieces, dim=1)
+    return samples.long() if net.config.output == "mulaw" else samples
