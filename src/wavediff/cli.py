@@ -125,6 +125,9 @@ def _add_generate_command(sub: argparse._SubParsersAction) -> None:
                    help="classifier-free guidance scale w (1 = plain conditional, 0 = unconditional branch); "
                         "needs a model trained with model.label_dropout > 0")
     p.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (same seed, same audio)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="an autoregressive model's (WaveNet) softmax temperature, 0 = most likely class "
+                        "(default: the checkpoint's sampler.temperature, 1)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--precision", choices=GENERATION_PRECISIONS, default="fp32",
                    help="fp32 (the reference, default) or bf16 autocast; auto = bf16 where the hardware has it")
@@ -388,7 +391,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     generator = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     written = generate_files(generator, args.out, args.n, args.label, steps=args.steps,
                              etas=_parse_schedule(args.schedule), seed=args.seed, guidance_scale=args.guidance,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, temperature=args.temperature)
     log.info("wrote %d clip(s) and samples.tsv to %s", len(written), args.out)
     return 0
 

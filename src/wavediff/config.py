@@ -436,6 +436,9 @@ class SamplerConfig:
     noisiest steps run, the network's estimate of the clean signal is replaced by
     ``consistency_iters`` Griffin-Lim iterations from it onto the STFT magnitude the mel
     implies (:class:`wavediff.audio.griffinlim.MagnitudeProjection`).
+    ``temperature`` applies to an autoregressive family's draws (WaveNet): it divides the
+    softmax logits (``0`` takes the most likely class) or scales the logistics' scale; the
+    diffusion options above do not apply to it, and diffusion ignores ``temperature``.
     """
 
     start: ChainStart = "noise"
@@ -444,8 +447,11 @@ class SamplerConfig:
     consistency: Consistency = "none"
     consistency_steps: int = 3
     consistency_iters: int = 1
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.temperature >= 0:
+            raise WavediffError(f"sampler.temperature={self.temperature} must be >= 0")
         _check_choice("sampler.start", self.start, ["noise", "griffin-lim"])
         _check_choice("sampler.consistency", self.consistency, ["none", "griffin-lim"])
         for n in ("start_steps", "griffin_lim_iters", "consistency_steps", "consistency_iters"):
@@ -812,6 +818,8 @@ def _preset_wavenet(name: str) -> RunConfig:
         mel, wavenet = MEL_PRESETS["diffwave"], WaveNetConfig()
         model = ModelConfig()
     crop = -(-(wavenet.receptive_field + 8 * mel.hop_length) // mel.hop_length)
+    if name == "wavenet-sc09":       # clip models train on and generate whole one-second clips, as SC09's DiffWave
+        crop = mel.sample_rate // mel.hop_length
     return RunConfig(preset=name, family="wavenet", mel=mel, wavenet=wavenet, model=model,
                      data=DataConfig(crop_frames=crop, val_count=4),
                      train=TrainConfig(batch_size=4, learning_rate=1e-3, val_every=500, checkpoint_every=250,

@@ -199,7 +199,9 @@ LabelSpec = str | int | Sequence[str | int] | None
 
 
 class Synthesizer(_Pipeline):
-    """A trained class-conditional or unconditional DiffWave: clips from labels or from nothing.
+    """A trained class-conditional or unconditional model: clips from labels or from nothing.
+    DiffWave runs its reverse chain here; other families (WaveNet) generate through their
+    :meth:`~wavediff.models.family.ModelFamily.generate_clips`, where steps and guidance do not apply.
 
     ``generate(n, labels=..., seed=S)`` gives ``(n, clip_samples)`` audio in [-1, 1]. Clip
     ``i`` draws all its noise from its own generator seeded ``S + i``, so it does not depend
@@ -215,12 +217,14 @@ class Synthesizer(_Pipeline):
                  precision: str = "fp32") -> None:
         if config.model.conditioning == "mel":
             raise WavediffError("this checkpoint is a mel-conditioned vocoder; use Vocoder (wavediff vocode)")
-        if config.family != "diffwave":
-            raise WavediffError(f"generation from labels or from nothing is DiffWave's; this checkpoint is a "
-                                f"{config.family!r} model")
+        if not family_of(config).generates_clips and config.family != "diffwave":
+            raise WavediffError(f"a {config.family!r} model does not generate clips from labels or from nothing")
         check_precision(precision, GENERATION_PRECISIONS)
+        if config.family != "diffwave" and precision not in ("fp32", "auto"):
+            raise WavediffError(f"a {config.family!r} model generates in fp32, not precision={precision!r}")
         super().__init__(model, config, device)
-        self.precision = resolve_precision(precision, self.device, GENERATION_PRECISIONS)
+        self.precision = (resolve_precision(precision, self.device, GENERATION_PRECISIONS)
+                          if config.family == "diffwave" else "fp32")
 
     @property
     def clip_samples(self) -> int:
@@ -284,9 +288,11 @@ class Synthesizer(_Pipeline):
     @torch.inference_mode()
     def generate(self, n: int, labels: LabelSpec = None, *, steps: int = 6, etas: Sequence[float] | None = None,
                  seed: int = 0, guidance_scale: float = 1.0, batch_size: int = 16,
-                 progress: bool = False) -> torch.Tensor:
+                 temperature: float | None = None, progress: bool = False) -> torch.Tensor:
         """``n`` clips ``(n, clip_samples)``; see the class docstring for seeds and guidance.
         ``batch_size`` is the rows per network call (with guidance, half as many clips).
+        ``temperature``: an autoregressive model's draws (default: the checkpoint's
+        ``sampler.temperature``; DiffWave ignores it).
 
         ``steps=6`` uses the fast schedule (Appendix B), ``steps=T`` the full chain
         (Algorithm 2, as the paper's SC09 results), other values an evenly strided chain."""
@@ -301,6 +307,13 @@ class Synthesizer(_Pipeline):
         if guidance_scale < 0:
             raise WavediffError(f"guidance_scale={guidance_scale} must be >= 0")
         indices = self.label_indices(labels, n)
+        if self.config.family != "diffwave":
+            temperature = self.config.sampler.temperature if temperature is None else temperature
+            if temperature < 0:
+                raise WavediffError(f"temperature={temperature} must be >= 0")
+            clips = self.family.generate_clips(self.model, self.config, indices, [seed + i for i in range(n)],
+                                               temperature=temperature, batch_size=batch_size, progress=progress)
+            return (clips.float() * self.output_gain).clamp(-1.0, 1.0).cpu()
         chain = self.chain(steps, etas)
         out = torch.empty(n, self.clip_samples)
         # guidance runs both branches in one call: half the clips per call keep its rows at batch_size
@@ -325,12 +338,14 @@ class Synthesizer(_Pipeline):
 
 def generate_files(generator: Synthesizer, out_dir: str | Path, n: int, labels: LabelSpec = None, *,
                    steps: int = 6, etas: Sequence[float] | None = None, seed: int = 0,
-                   guidance_scale: float = 1.0, batch_size: int = 16, progress: bool = True) -> list[Path]:
+                   guidance_scale: float = 1.0, batch_size: int = 16, temperature: float | None = None,
+                   progress: bool = True) -> list[Path]:
     """Write ``n`` generated clips as ``<label>_<i>.wav`` (``sample_<i>.wav`` unconditional) and
     ``samples.tsv`` (``path``, and ``label`` for a class model) in ``out_dir``."""
     indices = generator.label_indices(labels, n)
     audio = generator.generate(n, indices, steps=steps, etas=etas, seed=seed,
-                               guidance_scale=guidance_scale, batch_size=batch_size, progress=progress)
+                               guidance_scale=guidance_scale, batch_size=batch_size, temperature=temperature,
+                               progress=progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = generator.class_names

@@ -263,10 +263,10 @@ void wn_free(wn_model *m);
  *           skip weight (S, G) and bias (S), one layer after another;
  *   head: (S, S) weight, (S) bias, (Q, S) weight, (Q) bias.
  * mode 0: mulaw (Q classes); 1: mixture of logistics (Q = 3 mixtures). start: the first input of
- * each of the B rows. Returns NULL on a bad size or no memory. */
+ * each of the B rows; seeds: each row's seed (a row's draws depend on its seed alone). Returns NULL on a bad size or no memory. */
 wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, int64_t G, int64_t S, int64_t Q,
                     int64_t mode, int64_t mixtures, int64_t n_in, const float *embed, const float *params,
-                    const float *head, int64_t B, int64_t roles, uint64_t seed, const float *start,
+                    const float *head, int64_t B, int64_t roles, const uint64_t *seeds, const float *start,
                     float temperature) {
     if (L < 1 || K < 1 || R < 1 || G < 1 || S < 1 || Q < 1 || B < 1 || roles < 1 || roles > MAX_ROLES
         || (mode == 1 && Q != 3 * mixtures) || mode < 0 || mode > 1)
@@ -290,7 +290,7 @@ wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, i
     memcpy(m->embed, embed, (size_t)embed_n * sizeof(float));
     memcpy(m->input, start, (size_t)B * sizeof(float));
     for (int64_t b = 0; b < B; b++) {
-        uint64_t s = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(b + 1));
+        uint64_t s = seeds[b];
         for (int i = 0; i < 4; i++) m->rng[4 * b + i] = splitmix64(&s);
     }
     const float *p = params;

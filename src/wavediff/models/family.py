@@ -162,6 +162,17 @@ class ModelFamily(ABC):
         F)``, ``labels (1,)`` or nothing), for TensorBoard; ``None``: no preview."""
         return None
 
+    generates_clips: bool = False
+    """Whether :meth:`generate_clips` runs this family's class or unconditional models (DiffWave's
+    reverse chain is run by :class:`~wavediff.pipelines.Synthesizer` itself)."""
+
+    def generate_clips(self, model: nn.Module, config: "RunConfig", labels: Sequence[int] | None, seeds: Sequence[int],
+                       *, temperature: float, batch_size: int, progress: bool) -> torch.Tensor:
+        """``(len(seeds), config.clip_samples)`` clips of a class (``labels``, one per clip) or
+        unconditional model (``labels=None``); clip ``i`` draws from ``seeds[i]`` alone, so it does
+        not depend on ``batch_size`` (clips per call). Not clipped or scaled."""
+        raise WavediffError(f"family {self.name!r} does not generate clips from labels or from nothing")
+
     def vocoding(self, model: nn.Module, config: "RunConfig", device: torch.device, *, precision: str,
                  weights: str, chunk_seconds: float | str | None, max_memory_gb: float) -> Vocoding:
         """How a trained mel-conditioned model of this family vocodes (``precision`` resolved,

@@ -78,13 +78,17 @@ def test_seeds_threads_and_batching():
     assert torch.equal(a, run(5)) and not torch.equal(a, run(6))
     assert not torch.equal(a[0], a[2])                           # same label, own draws per row
     assert torch.equal(a, run(5, threads=1))                     # a thread count changes no arithmetic
-    single = NativeWaveNet(net, 1, net.start_input(1), seed=9)   # row 0 of a batch = that row alone
-    batched = NativeWaveNet(net, 3, net.start_input(3), seed=9)
+    single = NativeWaveNet(net, 1, net.start_input(1), seed=[11])   # a row = that row alone
+    batched = NativeWaveNet(net, 3, net.start_input(3), seed=[9, 10, 11])
     proj1 = single.conditioning(net.conditioning(1, label=label[:1]))
     proj3 = batched.conditioning(net.conditioning(1, label=label))
     one, _ = single.run(300, proj1, constant=True)
     three, _ = batched.run(300, proj3, constant=True)
-    assert torch.equal(one[0], three[0])
+    assert torch.equal(one[0], three[2])
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]    # per-row generators, in generate()
+    pair = generate(net, 300, label=label[:2], generator=gens, implementation="native")
+    alone = generate(net, 300, label=label[1:2], generator=[torch.Generator().manual_seed(2)], implementation="native")
+    assert torch.equal(pair[1], alone[0])
 
 
 def _pit_summary(values: torch.Tensor) -> tuple[float, float]:
@@ -141,6 +145,8 @@ def test_bad_arguments_are_refused():
         kernel_.run(10, torch.zeros(2, 9, 6 * 24))
     with pytest.raises(ValueError, match="outside 0 .. 255"):
         kernel_.run(3, torch.zeros(2, 3, 6 * 24), forced=torch.tensor([[1.0, 300.0, 2.0], [1.0, 2.0, 3.0]]))
+    with pytest.raises(ValueError, match="2 seeds for a batch of 3"):
+        NativeWaveNet(net, 3, net.start_input(3), seed=[1, 2])
     with pytest.raises(ValueError, match="float32 CPU"):
         NativeWaveNet(_net().double(), 1, torch.zeros(1))
     assert math.isclose(float(kernel_.run(1, torch.zeros(2, 1, 6 * 24))[0].max()) % 1, 0.0)   # classes

@@ -96,3 +96,12 @@ def test_an_unknown_implementation_or_a_negative_temperature_is_refused():
         generate(net, 4, temperature=-1.0)
     with pytest.raises(ValueError, match="float32 CPU model"):
         generate(net, 4, implementation="native")      # a float64 model
+
+
+def test_per_row_generators_make_a_row_independent_of_its_batch():
+    net = _net(mel=False, classes=True)
+    pair = generate(net, 60, label=torch.tensor([1, 2]), implementation="torch",
+                    generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
+    alone = generate(net, 60, label=torch.tensor([2]), implementation="torch",
+                     generator=[torch.Generator().manual_seed(2)])
+    assert torch.equal(pair[1], alone[0]) and not torch.equal(pair[0], pair[1])

@@ -2,6 +2,8 @@
 (see docs/families.md for the contract)."""
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,6 +23,7 @@ PREVIEW_SAMPLES = 2048
 class WaveNetFamily(ModelFamily):
     name = "wavenet"
     conditionings = ("mel", "class", "none")
+    generates_clips = True
 
     def build_model(self, config: RunConfig) -> WaveNet:
         mel = config.model.conditioning == "mel"
@@ -45,4 +48,19 @@ class WaveNetFamily(ModelFamily):
     def vocoding(self, model: nn.Module, config: RunConfig, device: torch.device, *, precision: str,
                  weights: str, chunk_seconds: float | str | None, max_memory_gb: float) -> Vocoding:
         assert isinstance(model, WaveNet)
-        return WaveNetVocoding(model, device, precision)
+        return WaveNetVocoding(model, device, precision, progress=sys.stderr.isatty())
+
+    @torch.no_grad()
+    def generate_clips(self, model: nn.Module, config: RunConfig, labels: Sequence[int] | None, seeds: Sequence[int],
+                       *, temperature: float, batch_size: int, progress: bool) -> torch.Tensor:
+        """Clips drawn sample by sample, ``batch_size`` at a time, clip ``i`` from a generator seeded ``seeds[i]``."""
+        assert isinstance(model, WaveNet)
+        device = next(model.parameters()).device
+        out = torch.empty(len(seeds), config.clip_samples)
+        for b0 in range(0, len(seeds), batch_size):
+            rows = range(b0, min(len(seeds), b0 + batch_size))
+            gens = [torch.Generator().manual_seed(seeds[i]) for i in rows]
+            label = None if labels is None else torch.tensor([labels[i] for i in rows], device=device)
+            out[b0:b0 + len(rows)] = generate(model, config.clip_samples, batch=len(rows), label=label, generator=gens,
+                                              temperature=temperature, progress=progress).cpu()
+        return out

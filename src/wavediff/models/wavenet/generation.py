@@ -4,6 +4,7 @@ the same in native code (:mod:`wavediff.models.wavenet.native`)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +23,15 @@ NATIVE_CHUNK = 4096
 """Samples per native call: the conditioning is projected for this many at a time."""
 
 
-def draw(net: WaveNet, outputs: torch.Tensor, generator: torch.Generator | None, temperature: float) -> torch.Tensor:
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""One generator for all rows, or one per row (each row's draws then depend on its generator alone)."""
+
+
+def draw(net: WaveNet, outputs: torch.Tensor, generator: Generators, temperature: float) -> torch.Tensor:
     """One sample per row of ``outputs (B, output_channels)``: a class (``mulaw``, softmax of
     ``logits / temperature``; ``temperature=0`` takes the most likely) or audio (``mol``)."""
+    if isinstance(generator, Sequence):
+        return torch.cat([draw(net, outputs[i:i + 1], g, temperature) for i, g in enumerate(generator)])
     if net.config.output == "mol":
         return mol_sample(outputs.unsqueeze(-1), net.config.mixtures, generator, max(temperature, 1e-6))[:, 0]
     if temperature == 0:
@@ -47,14 +54,15 @@ def resolve_implementation(net: WaveNet, implementation: str) -> str:
 
 @torch.no_grad()
 def generate(net: WaveNet, length: int, *, batch: int = 1, mel: torch.Tensor | None = None,
-             label: torch.Tensor | None = None, generator: torch.Generator | None = None,
+             label: torch.Tensor | None = None, generator: Generators = None,
              temperature: float = 1.0, implementation: str = "auto", threads: int | None = None,
              progress: bool = False) -> torch.Tensor:
     """``(B, length)`` float audio drawn sample by sample. ``mel (B, n_mels, F)`` / ``label (B,)``
     condition it (their batch sets ``B``). ``temperature`` divides the softmax logits (``0``: the
     most likely class) or scales the logistics' scale (``mol``). ``implementation``: one of
-    :data:`IMPLEMENTATIONS`. ``generator`` seeds the draws; the native kernel draws with its own
-    generator seeded from it, so its audio for a seed differs from the torch paths'.
+    :data:`IMPLEMENTATIONS`. ``generator`` seeds the draws: one, or one per row (:data:`Generators`);
+    the native kernel draws with its own generator seeded from it, so its audio for a seed
+    differs from the torch paths'.
     ``threads``: the native kernel's (default ``torch.get_num_threads()``). ``progress``: a bar
     over the samples."""
     if temperature < 0:
@@ -63,6 +71,8 @@ def generate(net: WaveNet, length: int, *, batch: int = 1, mel: torch.Tensor | N
         batch = mel.shape[0]
     elif label is not None:
         batch = label.shape[0]
+    if isinstance(generator, Sequence) and len(generator) != batch:
+        raise ValueError(f"{len(generator)} generators for a batch of {batch}; give one or one per row")
     implementation = resolve_implementation(net, implementation)
     device = next(net.parameters()).device
     cond = net.conditioning(length, mel, label)
@@ -83,7 +93,7 @@ def generate(net: WaveNet, length: int, *, batch: int = 1, mel: torch.Tensor | N
 
 
 def _generate_torch(net: WaveNet, length: int, cond: torch.Tensor | None, inputs: torch.Tensor,
-                    generator: torch.Generator | None, temperature: float, naive: bool, bar) -> torch.Tensor:
+                    generator: Generators, temperature: float, naive: bool, bar) -> torch.Tensor:
     samples = []
     if naive:
         history = inputs.unsqueeze(1)
@@ -107,10 +117,13 @@ def _generate_torch(net: WaveNet, length: int, cond: torch.Tensor | None, inputs
 
 
 def _generate_native(net: WaveNet, length: int, batch: int, cond: torch.Tensor | None, constant: bool,
-                     inputs: torch.Tensor, generator: torch.Generator | None, temperature: float,
+                     inputs: torch.Tensor, generator: Generators, temperature: float,
                      threads: int | None, bar) -> torch.Tensor:
-    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
-    kernel = native.NativeWaveNet(net, batch, inputs, seed=seed, temperature=temperature, threads=threads)
+    if isinstance(generator, Sequence):
+        seeds = [int(torch.randint(0, 2 ** 62, (1,), generator=g)) for g in generator]
+    else:
+        seeds = torch.randint(0, 2 ** 62, (batch,), generator=generator).tolist()
+    kernel = native.NativeWaveNet(net, batch, inputs, seed=seeds, temperature=temperature, threads=threads)
     if constant and cond is not None:   # a label alone: one projection serves every sample
         fixed = kernel.conditioning(cond[..., :1])
     pieces = []

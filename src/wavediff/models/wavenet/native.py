@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -37,8 +38,7 @@ class WaveNetLibrary:
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
         p, i64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
-        lib.wn_create.argtypes = [i64, i64, p, i64, i64, i64, i64, i64, i64, i64, p, p, p, i64, i64,
-                                  ctypes.c_uint64, p, f32]
+        lib.wn_create.argtypes = [i64, i64, p, i64, i64, i64, i64, i64, i64, i64, p, p, p, i64, i64, p, p, f32]
         lib.wn_create.restype = p
         lib.wn_run.argtypes = [p, p, i64, i64, i64, p, p, p, i64]
         lib.wn_run.restype = ctypes.c_int
@@ -73,11 +73,12 @@ class NativeWaveNet:
     """A float32 CPU ``net`` generating ``batch`` rows from ``start (B,)`` inputs natively.
 
     ``threads`` (default ``torch.get_num_threads()``) sets how many parts each layer's channels
-    are split into; ``seed`` seeds the draws; ``temperature`` divides the softmax logits
-    (``0``: the most likely class) or scales the logistic's scale (``mol``).
+    are split into. ``seed``: one per row (a row's draws depend on its seed alone, not on the
+    rows beside it), or one for all (row ``b`` draws from ``seed + b``). ``temperature`` divides
+    the softmax logits (``0``: the most likely class) or scales the logistic's scale (``mol``).
     """
 
-    def __init__(self, net: WaveNet, batch: int, start: torch.Tensor, *, seed: int = 0,
+    def __init__(self, net: WaveNet, batch: int, start: torch.Tensor, *, seed: int | Sequence[int] = 0,
                  temperature: float = 1.0, threads: int | None = None) -> None:
         library = load()
         if library is None:
@@ -104,12 +105,16 @@ class NativeWaveNet:
             cond_weights = [layer.cond.weight[..., 0] for layer in net.layers if layer.cond is not None]
             self.cond_weight = torch.cat(cond_weights).float().contiguous() if cond_weights else None
         dilations = torch.tensor(cfg.dilations, dtype=torch.int64)
+        seeds = [seed + b for b in range(batch)] if isinstance(seed, int) else [int(v) for v in seed]
+        if len(seeds) != batch:
+            raise ValueError(f"{len(seeds)} seeds for a batch of {batch}; give one seed or one per row")
+        seed_array = (ctypes.c_uint64 * batch)(*[v & (2 ** 64 - 1) for v in seeds])
         start = start.detach().float().reshape(batch).contiguous().cpu()
         handle = library.lib.wn_create(
             cfg.layers, cfg.kernel_size, dilations.data_ptr(), cfg.residual_channels, cfg.gate_channels // 2,
             cfg.skip_channels, cfg.output_channels, 0 if cfg.output == "mulaw" else 1, cfg.mixtures,
             cfg.quantization_channels, embed.data_ptr(), params.data_ptr(), head.data_ptr(), batch, self.threads,
-            seed & (2 ** 64 - 1), start.data_ptr(), float(temperature))
+            seed_array, start.data_ptr(), float(temperature))
         if not handle:
             raise RuntimeError(f"wn_create failed for {cfg} at batch {batch} (out of memory?)")
         self.handle = handle

@@ -16,18 +16,18 @@ VOCODING_PRECISIONS = ("fp32",)
 
 class WaveNetVocoding(Vocoding):
     """Mels ``(n_mels, F_i)`` -> ``(F_i * hop,)`` fp32 audio, drawn sample by sample with the
-    per-layer queues (:class:`~wavediff.models.wavenet.network.IncrementalState`) at softmax
-    ``temperature`` 1. Mels of one length run as one batch, drawn from the generator of the
-    batch's first mel. Steps and sampler do not apply."""
+    per-layer queues (:func:`~wavediff.models.wavenet.generation.generate`: the native kernel
+    where it runs, else torch) at the sampler's ``temperature``. Mels of one length run as one
+    batch; each draws from its own generator when every mel has one. Steps do not apply."""
 
     iterative = False
 
-    def __init__(self, model: WaveNet, device: torch.device, precision: str, temperature: float = 1.0) -> None:
+    def __init__(self, model: WaveNet, device: torch.device, precision: str, progress: bool = False) -> None:
         if precision not in VOCODING_PRECISIONS:
             raise WavediffError(f"a WaveNet vocodes with precision in {list(VOCODING_PRECISIONS)}, "
                                 f"not precision={precision!r}")
         self.net = model.to(device).eval()
-        self.device, self.precision, self.temperature = device, precision, temperature
+        self.device, self.precision, self.progress = device, precision, progress
 
     @torch.inference_mode()
     def vocode(self, mels: Sequence[torch.Tensor], *, steps: int, etas: Sequence[float] | None,
@@ -39,8 +39,10 @@ class WaveNetVocoding(Vocoding):
         hop = self.net.hop_length
         for frames, idx in by_length.items():
             batch = torch.stack([mels[i].to(self.device, torch.float32) for i in idx])
-            audio = generate(self.net, frames * hop, mel=batch, generator=generators[idx[0]],
-                             temperature=self.temperature)
+            gens = [generators[i] for i in idx]
+            per_row = all(g is not None for g in gens)
+            audio = generate(self.net, frames * hop, mel=batch, generator=gens if per_row else gens[0],
+                             temperature=sampler.temperature, progress=self.progress)
             for row, i in enumerate(idx):
                 out[i] = audio[row].float()
         return [a for a in out if a is not None]
