@@ -8,9 +8,12 @@
  *
  * Work is split across threads by output channels ("roles"): role r holds only its columns of
  * every weight matrix, packed (inputs x columns) in 64-byte-aligned panels, so each core keeps
- * its half of the weights in its own cache. Roles meet at a spin barrier after every phase
- * (about 2 per layer per sample). A batch of utterances goes through the same phases, each
- * weight row loaded once for up to 4 rows of the batch.
+ * its part of the weights in its own cache. Each role computes its part of the gate; the roles
+ * exchange the gate's halves at a barrier; then every role computes the whole (small) residual
+ * projection into its own copy of the next layer's queue, and its part of the skip projection.
+ * That is one barrier per layer, plus two for the head (every role draws the same sample from its
+ * own copy of the random state). A batch of utterances goes through the same phases, each weight
+ * row loaded once for up to 4 rows of the batch.
  *
  * Built on first use by wavediff.models.wavenet.native (cc -O3 -march=native -fopenmp) and called
  * through ctypes; the torch incremental loop is its reference in tests.
@@ -41,30 +44,27 @@ static float *alloc_floats(int64_t n) {
     return p;
 }
 
-/* ---------- a spin barrier (sense-reversing) for the threads of one run ---------- */
+/* ---------- a barrier for the threads of one run ----------
+ * Thread i publishes how many barriers it has reached in its own cache line and waits until every
+ * other thread has reached as many: one store and one read of each other line per barrier. */
 
 typedef struct {
-    _Atomic int count;
-    char pad0[60];
-    _Atomic int sense;
-    char pad1[60];
-    int threads;
-} spin_barrier;
+    _Atomic int64_t reached;
+    char pad[56];
+} barrier_slot;
 
-static void barrier_wait(spin_barrier *b, int *local_sense) {
-    if (b->threads == 1) return;
-    int s = !*local_sense;
-    *local_sense = s;
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == b->threads - 1) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-        atomic_store_explicit(&b->sense, s, memory_order_release);
-    } else {
-        unsigned spins = 0;
-        while (atomic_load_explicit(&b->sense, memory_order_acquire) != s) {
+static void barrier_wait(barrier_slot *slots, int64_t threads, int64_t me, int64_t *count) {
+    if (threads == 1) return;
+    int64_t target = ++*count;
+    atomic_store_explicit(&slots[me].reached, target, memory_order_release);
+    for (int64_t j = 0; j < threads; j++) {
+        unsigned spins = 0;   /* plain spinning first: a pause costs ~140 cycles on recent x86 */
+        while (atomic_load_explicit(&slots[j].reached, memory_order_acquire) < target) {
+            if (++spins < 4000) continue;
 #ifdef WN_AVX512
             _mm_pause();
 #endif
-            if (++spins > 20000) { sched_yield(); spins = 0; }   /* an oversubscribed machine */
+            if (spins > 40000) { sched_yield(); spins = 0; }   /* an oversubscribed machine */
         }
     }
 }
@@ -213,23 +213,25 @@ typedef struct {          /* one role's columns of a matrix: two column ranges s
 } panel;
 
 typedef struct {
-    int64_t dilation, span;   /* queue of span = (K - 1) dilation + 1 past inputs */
-    float *queue;             /* (span, B, R) */
-    panel conv[MAX_ROLES];    /* columns: tanh half [lo0, +n0) | sigmoid half [G + lo1, +n1) */
-    panel rs[MAX_ROLES];      /* columns: residual [lo0, +n0) | skip [lo1, +n1) */
+    int64_t dilation, span;            /* queue of span = (K - 1) dilation + 1 past inputs */
+    float *queue[MAX_ROLES];           /* each role's copy: (span, B, R) */
+    panel conv[MAX_ROLES];             /* columns: tanh half [lo0, +n0) | sigmoid half [G + lo1, +n1) */
+    panel rs[MAX_ROLES];               /* columns: residual, all R (none in the last layer) | skip [lo1, +n1) */
 } layer;
 
 typedef struct {
     int64_t L, K, R, G, S, Q, B, roles, mode, mixtures, n_in;
     float temperature, skip_scale, residual_scale;
-    float *embed;             /* mulaw: (n_in, R); mol: weight (R) then bias (R) */
+    float *embed;                      /* mulaw: (n_in, R); mol: weight (R) then bias (R) */
     layer *layers;
-    panel head1[MAX_ROLES], head2[MAX_ROLES];
-    float *h, *skips, *hidden, *logits, *input;   /* shared: (B, G), (B, S), (B, S), (B, Q), (B) */
+    panel head1[MAX_ROLES];            /* all S columns, in every role */
+    panel head2[MAX_ROLES];            /* columns [lo0, +n0) of the Q outputs */
+    float *h[2], *skips, *logits;      /* shared: the gate (B, G) of alternate layers, (B, S), (B, Q) */
+    float *input[MAX_ROLES];           /* each role's copy of the current inputs (B) */
+    uint64_t *rng[MAX_ROLES];          /* each role's copy of the rows' random states (B, 4) */
     float *taps[MAX_ROLES], *z[MAX_ROLES], *v[MAX_ROLES];   /* per role scratch */
-    uint64_t *rng;            /* (B, 4) */
     int64_t time;
-    spin_barrier barrier;
+    barrier_slot slots[MAX_ROLES];
 } wn_model;
 
 /* columns [lo, lo + n) of a (rows_out, in) torch matrix W (row o = output o) become panel columns */
@@ -280,18 +282,19 @@ wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, i
     int64_t embed_n = mode == 0 ? n_in * R : 2 * R;
     m->embed = alloc_floats(embed_n);
     m->layers = calloc((size_t)L, sizeof(layer));
-    m->h = alloc_floats(B * G); m->skips = alloc_floats(B * S); m->hidden = alloc_floats(B * S);
-    m->logits = alloc_floats(B * Q); m->input = alloc_floats(B);
-    m->rng = calloc((size_t)(4 * B), sizeof(uint64_t));
-    if (!m->embed || !m->layers || !m->h || !m->skips || !m->hidden || !m->logits || !m->input || !m->rng) {
-        wn_free(m);
-        return NULL;
-    }
+    m->h[0] = alloc_floats(B * G); m->h[1] = alloc_floats(B * G);
+    m->skips = alloc_floats(B * S); m->logits = alloc_floats(B * Q);
+    if (!m->embed || !m->layers || !m->h[0] || !m->h[1] || !m->skips || !m->logits) { wn_free(m); return NULL; }
     memcpy(m->embed, embed, (size_t)embed_n * sizeof(float));
-    memcpy(m->input, start, (size_t)B * sizeof(float));
-    for (int64_t b = 0; b < B; b++) {
-        uint64_t s = seeds[b];
-        for (int i = 0; i < 4; i++) m->rng[4 * b + i] = splitmix64(&s);
+    for (int64_t r = 0; r < roles; r++) {
+        m->input[r] = alloc_floats(B);
+        m->rng[r] = calloc((size_t)(4 * B), sizeof(uint64_t));
+        if (!m->input[r] || !m->rng[r]) { wn_free(m); return NULL; }
+        memcpy(m->input[r], start, (size_t)B * sizeof(float));
+        for (int64_t b = 0; b < B; b++) {
+            uint64_t state = seeds[b];
+            for (int i = 0; i < 4; i++) m->rng[r][4 * b + i] = splitmix64(&state);
+        }
     }
     const float *p = params;
     int64_t widest = 0;
@@ -299,11 +302,11 @@ wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, i
         layer *ly = &m->layers[l];
         ly->dilation = dilations[l];
         ly->span = (K - 1) * dilations[l] + 1;
-        ly->queue = alloc_floats(ly->span * B * R);
+        for (int64_t r = 0; r < roles; r++)
+            if (!(ly->queue[r] = alloc_floats(ly->span * B * R))) { wn_free(m); return NULL; }
         const float *conv_w = p, *conv_b = p + 2 * G * R * K, *res_w = conv_b + 2 * G, *res_b = res_w + R * G;
         const float *skip_w = res_b + R, *skip_b = skip_w + S * G;
         p = skip_b + S;
-        if (!ly->queue) { wn_free(m); return NULL; }
         /* the convolution's input is the K taps side by side: row j R + c is tap j, channel c,
          * so its weight (2G, R, K) read as (2G, in) needs the (c, j) -> (j, c) reorder below */
         float *conv_t = malloc((size_t)(2 * G * K * R) * sizeof(float));
@@ -311,19 +314,18 @@ wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, i
         for (int64_t o = 0; o < 2 * G; o++)
             for (int64_t j = 0; j < K; j++)
                 for (int64_t c = 0; c < R; c++) conv_t[(o * K + j) * R + c] = conv_w[(o * R + c) * K + j];
+        int64_t rn = l == L - 1 ? 0 : R;   /* the last layer's residual output is never read */
         for (int64_t r = 0; r < roles; r++) {
-            int64_t glo, gn, rlo, rn, slo, sn;
+            int64_t glo, gn, slo, sn;
             split(G, roles, r, &glo, &gn);
-            split(R, roles, r, &rlo, &rn);
             split(S, roles, r, &slo, &sn);
-            if (l == L - 1) rn = 0;   /* the last layer's residual output is never read */
             panel *c = &ly->conv[r], *q = &ly->rs[r];
-            if (!make_panel(c, K * R, glo, gn, G + glo, gn) || !make_panel(q, G, rlo, rn, slo, sn)) {
+            if (!make_panel(c, K * R, glo, gn, G + glo, gn) || !make_panel(q, G, 0, rn, slo, sn)) {
                 free(conv_t); wn_free(m); return NULL;
             }
             fill_part(c, 0, conv_t, K * R, glo, gn, conv_b);
             fill_part(c, c->pad0, conv_t, K * R, G + glo, gn, conv_b);
-            fill_part(q, 0, res_w, G, rlo, rn, res_b);
+            fill_part(q, 0, res_w, G, 0, rn, res_b);
             fill_part(q, q->pad0, skip_w, G, slo, sn, skip_b);
             if (c->cols > widest) widest = c->cols;
             if (q->cols > widest) widest = q->cols;
@@ -332,13 +334,12 @@ wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, i
     }
     const float *w1 = head, *b1 = w1 + S * S, *w2 = b1 + S, *b2 = w2 + Q * S;
     for (int64_t r = 0; r < roles; r++) {
-        int64_t lo, n, qlo, qn;
-        split(S, roles, r, &lo, &n);
+        int64_t qlo, qn;
         split(Q, roles, r, &qlo, &qn);
-        if (!make_panel(&m->head1[r], S, lo, n, 0, 0) || !make_panel(&m->head2[r], S, qlo, qn, 0, 0)) {
+        if (!make_panel(&m->head1[r], S, 0, S, 0, 0) || !make_panel(&m->head2[r], S, qlo, qn, 0, 0)) {
             wn_free(m); return NULL;
         }
-        fill_part(&m->head1[r], 0, w1, S, lo, n, b1);
+        fill_part(&m->head1[r], 0, w1, S, 0, S, b1);
         fill_part(&m->head2[r], 0, w2, S, qlo, qn, b2);
         if (m->head1[r].cols > widest) widest = m->head1[r].cols;
         if (m->head2[r].cols > widest) widest = m->head2[r].cols;
@@ -346,7 +347,7 @@ wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, i
     for (int64_t r = 0; r < roles; r++) {
         m->taps[r] = alloc_floats(B * K * R);
         m->z[r] = alloc_floats(B * widest);
-        m->v[r] = alloc_floats(B * S);
+        m->v[r] = alloc_floats(B * round_up(S, LANES));
         if (!m->taps[r] || !m->z[r] || !m->v[r]) { wn_free(m); return NULL; }
     }
     return m;
@@ -355,20 +356,19 @@ wn_model *wn_create(int64_t L, int64_t K, const int64_t *dilations, int64_t R, i
 void wn_free(wn_model *m) {
     if (!m) return;
     if (m->layers) {
-        for (int64_t l = 0; l < m->L; l++) {
-            free(m->layers[l].queue);
+        for (int64_t l = 0; l < m->L; l++)
             for (int r = 0; r < MAX_ROLES; r++) {
+                free(m->layers[l].queue[r]);
                 free(m->layers[l].conv[r].w); free(m->layers[l].conv[r].bias);
                 free(m->layers[l].rs[r].w); free(m->layers[l].rs[r].bias);
             }
-        }
         free(m->layers);
     }
     for (int r = 0; r < MAX_ROLES; r++) {
         free(m->head1[r].w); free(m->head1[r].bias); free(m->head2[r].w); free(m->head2[r].bias);
-        free(m->taps[r]); free(m->z[r]); free(m->v[r]);
+        free(m->taps[r]); free(m->z[r]); free(m->v[r]); free(m->input[r]); free(m->rng[r]);
     }
-    free(m->embed); free(m->h); free(m->skips); free(m->hidden); free(m->logits); free(m->input); free(m->rng);
+    free(m->embed); free(m->h[0]); free(m->h[1]); free(m->skips); free(m->logits);
     free(m);
 }
 
@@ -417,18 +417,17 @@ static float draw(const wn_model *m, const float *out, uint64_t *rng) {
     return x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : x);
 }
 
-/* Input embedding of rows' inputs into channels [lo, lo + n) of layer 0's queue slot */
-static void embed_rows(wn_model *m, int64_t lo, int64_t n) {
+/* Role r's copy of the rows' inputs, embedded into its copy of layer 0's queue at ``time`` */
+static void embed_rows(wn_model *m, int64_t r, int64_t time) {
     layer *ly = &m->layers[0];
-    float *slot = ly->queue + (m->time % ly->span) * m->B * m->R;
+    float *slot = ly->queue[r] + (time % ly->span) * m->B * m->R;
     for (int64_t b = 0; b < m->B; b++) {
-        float *dst = slot + b * m->R + lo;
-        if (m->mode == 0) {
-            int64_t q = (int64_t)m->input[b];
-            memcpy(dst, m->embed + q * m->R + lo, (size_t)n * sizeof(float));
-        } else {
-            for (int64_t c = 0; c < n; c++) dst[c] = m->embed[lo + c] * m->input[b] + m->embed[m->R + lo + c];
-        }
+        float *dst = slot + b * m->R;
+        float x = m->input[r][b];
+        if (m->mode == 0)
+            memcpy(dst, m->embed + (int64_t)x * m->R, (size_t)m->R * sizeof(float));
+        else
+            for (int64_t c = 0; c < m->R; c++) dst[c] = m->embed[c] * x + m->embed[m->R + c];
     }
 }
 
@@ -437,68 +436,59 @@ static void embed_rows(wn_model *m, int64_t lo, int64_t n) {
  * out (B, T): each drawn sample; with ``forced`` (B, T) the next input is forced[b, t] instead of the
  * draw (teacher forcing, for tests) and out holds it. head_out (B, T, Q), if not NULL, receives the
  * head's outputs. threads: how many to run the roles on (at most roles). Returns 0, or -1 when
- * an input class is out of range. */
+ * an input class is out of range (the run stops at that sample). */
 int wn_run(wn_model *m, const float *cond, int64_t cond_item, int64_t cond_time, int64_t T, float *out,
            const float *forced, float *head_out, int64_t threads) {
     const int64_t L = m->L, K = m->K, R = m->R, G = m->G, S = m->S, Q = m->Q, B = m->B, roles = m->roles;
     if (m->mode == 0)
         for (int64_t b = 0; b < B; b++)
-            if (!(m->input[b] >= 0.0f && m->input[b] < (float)m->n_in)) return -1;
+            if (!(m->input[0][b] >= 0.0f && m->input[0][b] < (float)m->n_in)) return -1;
     if (threads < 1) threads = 1;
     if (threads > roles) threads = roles;
-    atomic_store(&m->barrier.count, 0);
-    atomic_store(&m->barrier.sense, 0);
-    int bad = 0;
+    for (int r = 0; r < MAX_ROLES; r++) atomic_store(&m->slots[r].reached, 0);
+    const int64_t time0 = m->time;
+    int64_t done = T;
 #pragma omp parallel num_threads((int)threads)
     {
         const int64_t me = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-        m->barrier.threads = (int)nt;
-        /* the implicit barrier of `single` publishes barrier.threads */
-        int sense = 0;
+        int64_t count = 0;
         for (int64_t s = 0; s < T; s++) {
-            const int64_t time = m->time;
-            for (int64_t r = me; r < roles; r += nt) {
-                int64_t lo, n;
-                split(R, roles, r, &lo, &n);
-                embed_rows(m, lo, n);
-            }
-            barrier_wait(&m->barrier, &sense);
+            const int64_t time = time0 + s;
+            for (int64_t r = me; r < roles; r += nt) embed_rows(m, r, time);
             for (int64_t l = 0; l < L; l++) {
                 layer *ly = &m->layers[l];
-                const float *here = ly->queue + (time % ly->span) * B * R;
-                for (int64_t r = me; r < roles; r += nt) {
+                float *h = m->h[(s * L + l) & 1];
+                for (int64_t r = me; r < roles; r += nt) {   /* this role's gate channels */
                     panel *c = &ly->conv[r];
                     float *taps = m->taps[r], *z = m->z[r];
-                    for (int64_t j = 0; j < K; j++) {   /* tap j reads x[t - (K - 1 - j) d] */
+                    for (int64_t j = 0; j < K; j++) {   /* tap j reads x[t - (K - 1 - j) d]; zeros before t = 0 */
                         int64_t back = (K - 1 - j) * ly->dilation;
-                        const float *src = ly->queue + ((time - back % ly->span + ly->span) % ly->span) * B * R;
-                        if (time < back) src = NULL;
+                        const float *src = ly->queue[r] + ((time - back + ly->span) % ly->span) * B * R;
                         for (int64_t b = 0; b < B; b++) {
-                            if (src) memcpy(taps + b * K * R + j * R, src + b * R, (size_t)R * sizeof(float));
+                            if (time >= back) memcpy(taps + b * K * R + j * R, src + b * R, (size_t)R * sizeof(float));
                             else memset(taps + b * K * R + j * R, 0, (size_t)R * sizeof(float));
                         }
                     }
                     matvec(c->w, K * R, c->cols, taps, K * R, B, z, c->cols);
                     for (int64_t b = 0; b < B; b++) {
-                        const float *cb = cond ? cond + b * cond_item + (s * cond_time) + l * 2 * G : NULL;
+                        const float *cb = cond ? cond + b * cond_item + s * cond_time + l * 2 * G : NULL;
                         gate(z + b * c->cols, z + b * c->cols + c->pad0, c->bias, c->bias + c->pad0,
-                             cb ? cb + c->lo0 : NULL, cb ? cb + c->lo1 : NULL, m->h + b * G + c->lo0, c->n0);
+                             cb ? cb + c->lo0 : NULL, cb ? cb + c->lo1 : NULL, h + b * G + c->lo0, c->n0);
                     }
                 }
-                barrier_wait(&m->barrier, &sense);
-                for (int64_t r = me; r < roles; r += nt) {
+                barrier_wait(m->slots, nt, me, &count);      /* the whole gate is in h */
+                for (int64_t r = me; r < roles; r += nt) {   /* all residual channels, this role's skips */
                     panel *q = &ly->rs[r];
                     float *z = m->z[r];
-                    matvec(q->w, G, q->cols, m->h, G, B, z, q->cols);
-                    float *next = l + 1 < L ? m->layers[l + 1].queue + (time % m->layers[l + 1].span) * B * R : NULL;
+                    matvec(q->w, G, q->cols, h, G, B, z, q->cols);
+                    const float *here = ly->queue[r] + (time % ly->span) * B * R;
+                    float *next = l + 1 < L ? m->layers[l + 1].queue[r] + (time % m->layers[l + 1].span) * B * R : NULL;
                     for (int64_t b = 0; b < B; b++) {
                         const float *zr = z + b * q->cols, *zs = zr + q->pad0;
-                        const float *x = here + b * R + q->lo0;
                         if (next) {
-                            float *dst = next + b * R + q->lo0;
-                            for (int64_t c = 0; c < q->n0; c++)
-                                dst[c] = (x[c] + zr[c] + q->bias[c]) * m->residual_scale;
+                            const float *x = here + b * R;
+                            float *dst = next + b * R;
+                            for (int64_t c = 0; c < R; c++) dst[c] = (x[c] + zr[c] + q->bias[c]) * m->residual_scale;
                         }
                         float *sk = m->skips + b * S + q->lo1;
                         if (l == 0)
@@ -507,46 +497,49 @@ int wn_run(wn_model *m, const float *cond, int64_t cond_item, int64_t cond_time,
                             for (int64_t c = 0; c < q->n1; c++) sk[c] += zs[c] + q->bias[q->pad0 + c];
                     }
                 }
-                barrier_wait(&m->barrier, &sense);
             }
-            for (int64_t r = me; r < roles; r += nt) {   /* head: relu -> 1x1 -> relu -> 1x1 */
-                panel *p = &m->head1[r];
+            barrier_wait(m->slots, nt, me, &count);          /* every skip sum is in */
+            for (int64_t r = me; r < roles; r += nt) {       /* head: relu -> 1x1 (all) -> relu -> 1x1 (part) */
+                panel *p1 = &m->head1[r], *p2 = &m->head2[r];
                 float *v = m->v[r], *z = m->z[r];
-                for (int64_t i = 0; i < B * S; i++) {
-                    float a = m->skips[i] * m->skip_scale;
-                    v[i] = a > 0.0f ? a : 0.0f;
-                }
-                matvec(p->w, S, p->cols, v, S, B, z, p->cols);
+                const int64_t vs = round_up(S, LANES);
                 for (int64_t b = 0; b < B; b++)
-                    for (int64_t c = 0; c < p->n0; c++) {
-                        float a = z[b * p->cols + c] + p->bias[c];
-                        m->hidden[b * S + p->lo0 + c] = a > 0.0f ? a : 0.0f;
+                    for (int64_t c = 0; c < S; c++) {
+                        float a = m->skips[b * S + c] * m->skip_scale;
+                        v[b * vs + c] = a > 0.0f ? a : 0.0f;
                     }
-            }
-            barrier_wait(&m->barrier, &sense);
-            for (int64_t r = me; r < roles; r += nt) {
-                panel *p = &m->head2[r];
-                float *z = m->z[r];
-                matvec(p->w, S, p->cols, m->hidden, S, B, z, p->cols);
+                matvec(p1->w, S, p1->cols, v, vs, B, z, p1->cols);
                 for (int64_t b = 0; b < B; b++)
-                    for (int64_t c = 0; c < p->n0; c++) m->logits[b * Q + p->lo0 + c] = z[b * p->cols + c] + p->bias[c];
+                    for (int64_t c = 0; c < S; c++) {
+                        float a = z[b * p1->cols + c] + p1->bias[c];
+                        v[b * vs + c] = a > 0.0f ? a : 0.0f;
+                    }
+                matvec(p2->w, S, p2->cols, v, vs, B, z, p2->cols);
+                for (int64_t b = 0; b < B; b++)
+                    for (int64_t c = 0; c < p2->n0; c++) m->logits[b * Q + p2->lo0 + c] = z[b * p2->cols + c] + p2->bias[c];
             }
-            barrier_wait(&m->barrier, &sense);
-            if (me == 0) {
+            barrier_wait(m->slots, nt, me, &count);          /* all the logits are in */
+            int stop = 0;
+            for (int64_t r = me; r < roles; r += nt) {       /* every role draws the same samples */
                 for (int64_t b = 0; b < B; b++) {
                     const float *o = m->logits + b * Q;
-                    if (head_out) memcpy(head_out + (b * T + s) * Q, o, (size_t)Q * sizeof(float));
-                    float x = forced ? forced[b * T + s] : draw(m, o, m->rng + 4 * b);
-                    if (m->mode == 0 && !(x >= 0.0f && x < (float)m->n_in)) { bad = 1; x = 0.0f; }
-                    out[b * T + s] = x;
-                    m->input[b] = x;
+                    float x = forced ? forced[b * T + s] : draw(m, o, m->rng[r] + 4 * b);
+                    if (m->mode == 0 && !(x >= 0.0f && x < (float)m->n_in)) { stop = 1; x = 0.0f; }
+                    m->input[r][b] = x;
+                    if (r == 0) {
+                        out[b * T + s] = x;
+                        if (head_out) memcpy(head_out + (b * T + s) * Q, o, (size_t)Q * sizeof(float));
+                    }
                 }
-                m->time += 1;
             }
-            barrier_wait(&m->barrier, &sense);
+            if (stop) {            /* the same in every thread: forced values are shared */
+                if (me == 0) done = s;
+                break;
+            }
         }
     }
-    return bad ? -1 : 0;
+    m->time = time0 + (done < T ? done + 1 : T);
+    return done < T ? -1 : 0;
 }
 
 /* 1 when the AVX-512 paths were compiled in. */

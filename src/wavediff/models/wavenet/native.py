@@ -130,7 +130,7 @@ class NativeWaveNet:
         ``(B, T, layers * gate_channels)`` float32, contiguous (``None`` without conditioning)."""
         if cond is None or self.cond_weight is None:
             return None
-        return torch.einsum("bct,oc->bto", cond.float(), self.cond_weight).contiguous()
+        return torch.matmul(cond.float().transpose(1, 2), self.cond_weight.T)
 
     def run(self, length: int, cond: torch.Tensor | None = None, *, constant: bool = False,
             forced: torch.Tensor | None = None, keep_outputs: bool = False
