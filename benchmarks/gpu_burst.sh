@@ -17,7 +17,8 @@
 #   3. training speed (benchmarks/train_speed.py --device cuda) at batch 16 and larger batches,
 #      reference (cuDNN) against fused, bf16, and lmnt-com/diffwave's train step on the same GPU;
 #   4. inference speed (benchmarks/speed.py --device cuda), against the paper's 5.6x real time on a V100;
-#   5. a training burst of the bundled vocoder's recipe (tiny, PriorGrad's prior) warm-started from
+#   5. WaveNet: its tests, and wavenet-mulaw's training speed on CUDA (40 s, batch 16);
+#   6. a training burst of the bundled vocoder's recipe (tiny, PriorGrad's prior) warm-started from
 #      the bundled weights (--init-from), on data_local/speech22k (synthetic audio when absent), for
 #      the remaining minutes; the weights come back under $OUT/burst. Score them with
 #      `wavediff evaluate` on test_unseen and ship them with benchmarks/bundle_vocoder.py if better.
@@ -46,6 +47,15 @@ log "inference speed"
 timeout 120 $PY benchmarks/speed.py --device cuda --seconds 5 --repeats 5 \
     --variants reference engine-fp32 engine-bf16 engine-bf16-stream 2>>"$OUT/burst.log" | tee "$OUT/speed.md"
 
+log "wavenet (tests on the CPU side of the machine; 40 s of wavenet-mulaw training on CUDA: steps/s)"
+timeout 25 $PY -m pytest -q -x tests/models/wavenet 2>&1 | tail -3 | tee -a "$OUT/burst.log"
+WNDATA=data_local/speech22k
+[ -d "$WNDATA" ] || { $PY -c "from wavediff.data.synthetic import make_corpus; make_corpus('$OUT/wn-synthetic', num_train=40)"; WNDATA="$OUT/wn-synthetic/train"; }
+timeout 60 $PY -m wavediff train --config wavenet-mulaw --data "$WNDATA" --out "$OUT/wavenet" --device cuda \
+    --set train.batch_size=16 --max-minutes 0.67 --no-progress 2>&1 | tail -3 | tee -a "$OUT/burst.log"
+tail -2 "$OUT/wavenet/metrics.jsonl" 2>/dev/null | tee -a "$OUT/burst.log"
+rm -rf "$OUT/wavenet" "$OUT/wn-synthetic"
+
 log "training burst"
 DATA=data_local/speech22k
 if [ ! -d "$DATA" ]; then
@@ -54,10 +64,10 @@ if [ ! -d "$DATA" ]; then
 fi
 BUNDLED=$($PY -c "from wavediff.pretrained import bundled_model; print(bundled_model().path)")
 EMAX=$($PY -c "import json; print(json.load(open('$BUNDLED/config.json'))['diffusion']['prior_energy_max'])")
-timeout 170 $PY -m wavediff train --config tiny --data "$DATA" --out "$OUT/run" --device cuda --precision bf16 \
+timeout 110 $PY -m wavediff train --config tiny --data "$DATA" --out "$OUT/run" --device cuda --precision bf16 \
     --init-from "$BUNDLED" --set diffusion.prior=priorgrad --set diffusion.prior_energy_max="$EMAX" \
     --set train.checkpoint_every=500 \
-    --max-minutes 2.5 --no-progress 2>&1 | tail -5 | tee -a "$OUT/burst.log"
+    --max-minutes 1.5 --no-progress 2>&1 | tail -5 | tee -a "$OUT/burst.log"
 latest=$(ls -d "$OUT"/run/checkpoints/step_* 2>/dev/null | tail -1)
 if [ -n "$latest" ]; then
   mkdir -p "$OUT/burst"

@@ -87,6 +87,9 @@ class Vocoder(_Pipeline):
         super().__init__(model, config, device)
         self.frontend = MelFrontend(config.mel, device=self.device)
         self.precision = resolve_precision(precision, self.device)
+        allowed = self.family.vocoding_precisions
+        if precision == "auto" and allowed is not None and self.precision not in allowed:
+            self.precision = "fp32"
         self.weights = weights
         self.vocoding = self.family.vocoding(self.model, config, self.device, precision=self.precision,
                                              weights=weights, chunk_seconds=chunk_seconds,

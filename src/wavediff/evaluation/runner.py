@@ -185,7 +185,7 @@ def _checkpoint_meta(path: str, vocoder: Vocoder, name: str) -> dict:
     ckpt = resolve_checkpoint(path)
     step = int(ckpt.name[5:]) if ckpt.name.startswith("step_") and ckpt.name[5:].isdigit() else None
     return {"name": name, "path": str(path), "checkpoint": str(ckpt), "step": step, "family": vocoder.config.family,
-            "preset": vocoder.config.preset,
+            "preset": vocoder.config.preset, "precision": vocoder.precision,
             "mel_frontend": vocoder.config.mel.name, "sample_rate": vocoder.sample_rate,
             "diffusion_steps_T": vocoder.config.diffusion.num_steps,
             "parameters": sum(p.numel() for p in vocoder.model.parameters())}

@@ -162,6 +162,10 @@ class ModelFamily(ABC):
         F)``, ``labels (1,)`` or nothing), for TensorBoard; ``None``: no preview."""
         return None
 
+    vocoding_precisions: tuple[str, ...] | None = None
+    """The precisions this family vocodes in (``None``: all the engine's); ``precision='auto'``
+    falls back to ``fp32`` where it would pick one not listed."""
+
     generates_clips: bool = False
     """Whether :meth:`generate_clips` runs this family's class or unconditional models (DiffWave's
     reverse chain is run by :class:`~wavediff.pipelines.Synthesizer` itself)."""

@@ -74,6 +74,7 @@ def test_a_tiny_run_lowers_the_loss_and_its_checkpoint_vocodes(tmp_path, audio_d
     a = vocoder.vocode(mel, generator=torch.Generator().manual_seed(0))
     b = vocoder.vocode(mel, generator=torch.Generator().manual_seed(0))
     assert a.shape == (3 * 256,) and torch.equal(a, b) and a.abs().max() <= 1
+    assert Vocoder.from_checkpoint(tmp_path / "run", device="cpu", precision="auto").precision == "fp32"
     greedy = vocoder.config.sampler.with_overrides(["temperature=0"])
     c = vocoder.vocode(mel, generator=torch.Generator().manual_seed(1), sampler=greedy)
     d = vocoder.vocode(mel, generator=torch.Generator().manual_seed(2), sampler=greedy)

@@ -14,7 +14,7 @@ from wavediff.models.family import ModelFamily, TrainingObjective, Vocoding
 from wavediff.models.wavenet.generation import generate
 from wavediff.models.wavenet.network import WaveNet
 from wavediff.models.wavenet.objective import WaveNetObjective
-from wavediff.models.wavenet.vocoding import WaveNetVocoding
+from wavediff.models.wavenet.vocoding import VOCODING_PRECISIONS, WaveNetVocoding
 
 PREVIEW_SAMPLES = 2048
 """Samples of a TensorBoard preview: generation in torch runs a few hundred samples a second."""
@@ -24,6 +24,7 @@ class WaveNetFamily(ModelFamily):
     name = "wavenet"
     conditionings = ("mel", "class", "none")
     generates_clips = True
+    vocoding_precisions = VOCODING_PRECISIONS
 
     def build_model(self, config: RunConfig) -> WaveNet:
         mel = config.model.conditioning == "mel"
