@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 MAX_THREADS = 16
 """Most threads (roles) one model splits its channels across (the C file's MAX_ROLES)."""
 
+MIN_CHANNELS_PER_THREAD = 32
+"""Fewest gate channels (of each half) a thread takes by default: thinner parts cost more in exchanges
+between the threads (one per layer per sample) than they save (64 for ``wavenet-mulaw``: at
+most 2 threads; 128 for ``wavenet-large``: 4)."""
+
 
 class WaveNetLibrary:
     """The loaded library with its C signatures declared."""
@@ -72,8 +77,8 @@ def supports(net: WaveNet) -> bool:
 class NativeWaveNet:
     """A float32 CPU ``net`` generating ``batch`` rows from ``start (B,)`` inputs natively.
 
-    ``threads`` (default ``torch.get_num_threads()``) sets how many parts each layer's channels
-    are split into. ``seed``: one per row (a row's draws depend on its seed alone, not on the
+    ``threads`` sets how many parts each layer's channels are split into (default
+    ``torch.get_num_threads()``, at most one per :data:`MIN_CHANNELS_PER_THREAD` gate channels). ``seed``: one per row (a row's draws depend on its seed alone, not on the
     rows beside it), or one for all (row ``b`` draws from ``seed + b``). ``temperature`` divides
     the softmax logits (``0``: the most likely class) or scales the logistic's scale (``mol``).
     """
@@ -89,7 +94,9 @@ class NativeWaveNet:
             raise ValueError(f"the native kernel runs float32 CPU models, not {p.dtype} on {p.device}")
         cfg = net.config
         self.net, self.batch, self.library = net, batch, library
-        self.threads = max(1, min(MAX_THREADS, threads or torch.get_num_threads()))
+        if threads is None:
+            threads = min(torch.get_num_threads(), max(1, cfg.gate_channels // 2 // MIN_CHANNELS_PER_THREAD))
+        self.threads = max(1, min(MAX_THREADS, threads))
         self.gate_width = cfg.gate_channels
         with torch.no_grad():
             if cfg.output == "mulaw":
