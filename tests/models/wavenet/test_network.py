@@ -105,3 +105,14 @@ def test_per_row_generators_make_a_row_independent_of_its_batch():
     alone = generate(net, 60, label=torch.tensor([2]), implementation="torch",
                      generator=[torch.Generator().manual_seed(2)])
     assert torch.equal(pair[1], alone[0]) and not torch.equal(pair[0], pair[1])
+
+
+def test_a_span_of_the_conditioning_equals_that_span_of_the_whole():
+    net = _net(mel=True, classes=True).float()
+    mel, label = torch.randn(2, 5, 30), torch.tensor([1, 3])
+    whole = net.conditioning(240, mel, label)
+    for start, length in [(0, 7), (5, 50), (100, 61), (200, 40), (0, 240)]:
+        span = net.conditioning_span(start, length, mel, label)
+        torch.testing.assert_close(span, whole[..., start:start + length], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="fewer than 250"):
+        net.conditioning_span(200, 50, mel, label)

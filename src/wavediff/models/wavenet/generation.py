@@ -76,18 +76,16 @@ def generate(net: WaveNet, length: int, *, batch: int = 1, mel: torch.Tensor | N
         raise ValueError(f"{len(generator)} generators for a batch of {batch}; give one or one per row")
     implementation = resolve_implementation(net, implementation)
     device = next(net.parameters()).device
-    cond = net.conditioning(length, mel, label)
     inputs = net.start_input(batch, device)
     from tqdm import tqdm
     bar = tqdm(total=length, desc=f"generate ({implementation})", unit="sample", unit_scale=True,
                disable=not progress, leave=False)
     try:
         if implementation == "native":
-            samples = _generate_native(net, length, batch, cond, label is not None and mel is None, inputs,
-                                       generator, temperature, threads, bar)
+            samples = _generate_native(net, length, batch, mel, label, inputs, generator, temperature, threads, bar)
         else:
-            samples = _generate_torch(net, length, cond, inputs, generator, temperature,
-                                      implementation == "naive", bar)
+            samples = _generate_torch(net, length, net.conditioning(length, mel, label), inputs, generator,
+                                      temperature, implementation == "naive", bar)
     finally:
         bar.close()
     return net.to_audio(samples)
@@ -117,26 +115,24 @@ def _generate_torch(net: WaveNet, length: int, cond: torch.Tensor | None, inputs
     return torch.stack(samples, dim=1)
 
 
-def _generate_native(net: WaveNet, length: int, batch: int, cond: torch.Tensor | None, constant: bool,
-                     inputs: torch.Tensor, generator: Generators, temperature: float,
-                     threads: int | None, bar) -> torch.Tensor:
+def _generate_native(net: WaveNet, length: int, batch: int, mel: torch.Tensor | None, label: torch.Tensor | None,
+                     inputs: torch.Tensor, generator: Generators, temperature: float, threads: int | None,
+                     bar) -> torch.Tensor:
     if isinstance(generator, Sequence):
         seeds = [int(torch.randint(0, 2 ** 62, (1,), generator=g)) for g in generator]
     else:
         seeds = torch.randint(0, 2 ** 62, (batch,), generator=generator).tolist()
     kernel = native.NativeWaveNet(net, batch, inputs, seed=seeds, temperature=temperature, threads=threads)
-    if constant and cond is not None:   # a label alone: one projection serves every sample
-        fixed = kernel.conditioning(cond[..., :1])
+    constant = mel is None or net.upsampler is None    # a label alone: one projection serves every sample
+    fixed = kernel.conditioning(net.conditioning(1, mel, label)) if constant else None
+    if not constant and mel.shape[-1] * net.hop_length < length:
+        raise ValueError(f"a mel of {mel.shape[-1]} frames gives {mel.shape[-1] * net.hop_length} samples, "
+                         f"fewer than {length}")
     pieces = []
     for start in range(0, length, NATIVE_CHUNK):
         n = min(NATIVE_CHUNK, length - start)
-        if cond is None:
-            proj = None
-        elif constant:
-            proj = fixed
-        else:
-            proj = kernel.conditioning(cond[..., start:start + n])
-        out, _ = kernel.run(n, proj, constant=constant)
+        proj = fixed if constant else kernel.conditioning(net.conditioning_span(start, n, mel, label))
+        out, _ = kernel.run(n, proj, constant=constant and proj is not None)
         pieces.append(out)
         bar.update(n)
     samples = torch.cat(pieces, dim=1)

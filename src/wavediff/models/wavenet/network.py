@@ -106,6 +106,27 @@ class WaveNet(nn.Module):
             parts.append(self.label_embedding(label).unsqueeze(-1).expand(-1, -1, length))
         return torch.cat(parts, dim=1) if parts else None
 
+    UPSAMPLER_REACH_FRAMES = 2
+    """Mel frames beyond a span that its upsampled samples can depend on (each transposed stage
+    of stride ``s`` and kernel ``2 s`` reaches one input step to either side)."""
+
+    def conditioning_span(self, start: int, length: int, mel: torch.Tensor | None = None,
+                          label: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``conditioning(...)[..., start:start + length]`` computed from the mel frames around
+        the span only, so a long utterance is never upsampled whole."""
+        if self.upsampler is None or mel is None:
+            full = self.conditioning(start + length, mel, label)
+            return None if full is None else full[..., start:start + length]
+        hop, reach = self.hop_length, self.UPSAMPLER_REACH_FRAMES
+        f0 = max(0, start // hop - reach)
+        f1 = min(mel.shape[-1], -(-(start + length) // hop) + reach)
+        if f1 * hop < start + length:
+            raise ValueError(f"a mel of {mel.shape[-1]} frames gives {mel.shape[-1] * hop} samples, fewer than "
+                             f"{start + length}")
+        window = self.conditioning((f1 - f0) * hop, mel[..., f0:f1], label)
+        offset = start - f0 * hop
+        return window[..., offset:offset + length]
+
     def forward(self, inputs: torch.Tensor, mel: torch.Tensor | None = None,
                 label: torch.Tensor | None = None) -> torch.Tensor:
         return self.layers_forward(inputs, self.conditioning(inputs.shape[-1], mel, label))
