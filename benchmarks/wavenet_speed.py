@@ -9,7 +9,8 @@ nothing); for the mel vocoder the timed span includes the conditioning (the upsa
 native kernel's projection of it onto every layer). ``wavenet_vocoder`` (``pip install
 --no-deps wavenet_vocoder==0.1.1``; only its model module is imported) takes the conditioning
 already at the sample rate (``upsample_conditional_features=False``), its weight norm removed
-(``make_generation_fast_``), its 1x1 input convolution on one-hot inputs as it is built.
+(``make_generation_fast_``), its 1x1 input convolution on one-hot inputs (scalar inputs for the mixture of logistics) as it
+is built.
 Each figure is the best of ``--repeats`` runs after a warm-up; real-time factors are samples per
 second over 16 kHz and 22.05 kHz.
 
@@ -50,11 +51,11 @@ def _reference_model(net: WaveNet):
     except ImportError:
         return None
     c = net.config
-    model = ReferenceWaveNet(out_channels=c.quantization_channels, layers=c.layers,
+    model = ReferenceWaveNet(out_channels=c.output_channels, layers=c.layers,
                              stacks=c.layers // c.dilation_cycle, residual_channels=c.residual_channels,
                              gate_channels=c.gate_channels, skip_out_channels=c.skip_channels,
                              kernel_size=c.kernel_size, dropout=0.0, cin_channels=net.n_mels or -1, gin_channels=-1,
-                             upsample_conditional_features=False, scalar_input=False).eval()
+                             upsample_conditional_features=False, scalar_input=c.output == "mol").eval()
     model.make_generation_fast_()
     return model
 
@@ -104,7 +105,9 @@ def measure(preset: str, threads: int, samples: dict[str, int], repeats: int) ->
             n = samples["reference"]
             mel = mel_for(n)
             cond = None if mel is None else net.upsampler(mel)[..., :n]
-            seconds = _best(lambda: reference.incremental_forward(c=cond, T=n, softmax=True, quantize=True), repeats)
+            mulaw = cfg.wavenet.output == "mulaw"
+            seconds = _best(lambda: reference.incremental_forward(c=cond, T=n, softmax=mulaw, quantize=mulaw),
+                            repeats)
             record("wavenet_vocoder incremental_forward", 1, n, seconds)
     return rows
 
