@@ -54,6 +54,20 @@ def test_teacher_forced_outputs_equal_the_full_forward(output, kernel, sizes, th
     torch.testing.assert_close(outputs, full, atol=1e-5, rtol=1e-5)
 
 
+def test_a_batch_beyond_one_register_block_matches_the_full_forward():
+    net = _net(kernel=2, residual=64, gate=128, skip=64)
+    batch, length = 6, net.receptive_field + 20           # rows in blocks of 4, then 2
+    x = _inputs(net, batch, length)
+    mel, label = torch.randn(batch, 5, length // 8 + 1), torch.tensor([0, 1, 2, 3, 0, 1])
+    with torch.no_grad():
+        full = net(x, mel=mel, label=label)
+        cond = net.conditioning(length, mel, label)
+    kernel_ = NativeWaveNet(net, batch, x[:, 0], threads=2)
+    forced = torch.cat([x[:, 1:], x[:, :1]], dim=1)
+    _, outputs = kernel_.run(length, kernel_.conditioning(cond), forced=forced, keep_outputs=True)
+    torch.testing.assert_close(outputs.permute(0, 2, 1), full, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("mel,classes", [(True, False), (False, True), (False, False)])
 def test_greedy_generation_equals_the_torch_loop(mel, classes):
     net = _net(mel=mel, classes=classes)
