@@ -38,8 +38,14 @@ Variants:
     gan-fp32-onepass, gan-bf16-onepass
                       ... the whole mel in one pass (memory grows with length)
 
-For a HiFi-GAN preset only the ``gan-*`` and ``cli-*`` variants apply (untrained weights: the
-timing does not depend on them); ``--steps`` is ignored.
+    ar-fp32           an autoregressive vocoder (``--preset wavenet-mulaw`` ...) through Vocoder.vocode:
+                      sample by sample in the native kernel (see docs/inference.md), fp32
+
+For a HiFi-GAN preset only the ``gan-*`` and ``cli-*`` variants apply, for a WaveNet preset
+``ar-fp32`` and ``cli-fp32`` (untrained weights: the timing does not depend on them); ``--steps``
+is ignored for both.
+
+    python benchmarks/speed.py --preset wavenet-mulaw --seconds 20 --variants ar-fp32 cli-fp32
 
     python benchmarks/speed.py --preset hifigan-v3 --seconds 20 --variants gan-fp32 gan-bf16 cli-bf16
 
@@ -75,13 +81,15 @@ import torch
 DEFAULT_VARIANTS = ["reference", "engine-int8-torch", "engine-int8", "engine-fp32-stream", "engine-bf16-stream-torch",
                     "engine-bf16-stream", "engine-int8-stream-torch", "engine-int8-stream", "cli-bf16", "cli-int8"]
 GAN_VARIANTS = ["gan-fp32-onepass", "gan-fp32", "gan-bf16-onepass", "gan-bf16", "cli-fp32", "cli-bf16"]
+AR_VARIANTS = ["ar-fp32", "cli-fp32"]
 CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-compile": "fp32",
                   "engine-fp32": "fp32", "engine-bf16": "bf16", "engine-int8": "int8", "engine-bf16-int8w": "bf16",
                   "engine-bf16-chunk": "bf16", "engine-int8-chunk": "int8", "cli-bf16": "bf16",
                   "cli-int8": "int8", "cli-int8-chunk": "int8", "engine-fp32-stream": "fp32",
                   "engine-bf16-stream": "bf16", "engine-int8-stream": "int8", "engine-bf16-stream-torch": "bf16",
                   "engine-int8-stream-torch": "int8", "engine-int8-torch": "int8", "cli-fp32": "fp32",
-                  "gan-fp32": "fp32", "gan-bf16": "bf16", "gan-fp32-onepass": "fp32", "gan-bf16-onepass": "bf16"}
+                  "gan-fp32": "fp32", "gan-bf16": "bf16", "gan-fp32-onepass": "fp32", "gan-bf16-onepass": "bf16",
+                  "ar-fp32": "fp32"}
 
 
 CPU_ONLY = ("int8",)
@@ -218,7 +226,9 @@ def _worker(args: argparse.Namespace) -> None:
         times = times[args.warmup:]
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     else:
-        if variant.startswith("gan-"):
+        if variant.startswith("ar-"):
+            vocoder = Vocoder(model, cfg, device, precision="fp32")
+        elif variant.startswith("gan-"):
             model.discriminators = None     # inference holds the generator alone
             vocoder = Vocoder(model, cfg, device, precision=variant.split("-")[1],
                               chunk_seconds=None if variant.endswith("-onepass") else "auto")
@@ -278,6 +288,12 @@ def _worker(args: argparse.Namespace) -> None:
     samples = int(round(args.seconds * sr)) // cfg.mel.hop_length * cfg.mel.hop_length * args.batch * files
     if cfg.family == "diffwave":
         gflop = network_gflop(cfg, samples, args.steps)
+    elif cfg.family == "wavenet":          # multiply-adds per sample: layers, conditioning projection, head
+        w = cfg.wavenet
+        cond = cfg.mel.n_mels if cfg.model.conditioning == "mel" else 0
+        per_layer = w.kernel_size * w.residual_channels * w.gate_channels + cond * w.gate_channels \
+            + w.gate_channels // 2 * (w.residual_channels + w.skip_channels)
+        gflop = 2 * samples * (w.layers * per_layer + w.skip_channels * (w.skip_channels + w.output_channels)) / 1e9
     else:                       # counted on 16 frames of the folded generator, scaled to the length
         from wavediff.models.hifigan.network import folded_copy
 
@@ -314,15 +330,14 @@ def main() -> None:
         return
     from wavediff.config import load_config
 
-    one_pass = load_config(args.preset).family != "diffwave"
+    family = load_config(args.preset).family
+    allowed = {"hifigan": GAN_VARIANTS, "wavenet": AR_VARIANTS}.get(
+        family, [v for v in CONV_PRECISION if not v.startswith(("gan-", "ar-"))])
     if args.variants is None:
-        args.variants = GAN_VARIANTS if one_pass else DEFAULT_VARIANTS
-    wrong = [v for v in args.variants if (v.startswith("gan-") != one_pass and not v.startswith("cli-"))
-             or (one_pass and v.startswith("cli-") and CONV_PRECISION[v] == "int8")]
+        args.variants = allowed if family != "diffwave" else DEFAULT_VARIANTS
+    wrong = [v for v in args.variants if v not in allowed]
     if wrong:
-        parser.error(f"--preset {args.preset}: variants {wrong} do not apply; "
-                     + (f"choose from {GAN_VARIANTS}" if one_pass else "the gan-* variants are for "
-                        "HiFi-GAN presets"))
+        parser.error(f"--preset {args.preset} ({family}): variants {wrong} do not apply; choose from {allowed}")
     try:
         device = torch.device(args.device)
     except RuntimeError:
