@@ -128,10 +128,12 @@ def _generate_native(net: WaveNet, length: int, batch: int, mel: torch.Tensor | 
     if not constant and mel.shape[-1] * net.hop_length < length:
         raise ValueError(f"a mel of {mel.shape[-1]} frames gives {mel.shape[-1] * net.hop_length} samples, "
                          f"fewer than {length}")
+    width = len(net.layers) * net.config.gate_channels
+    buffer = None if constant else torch.empty(batch * min(NATIVE_CHUNK, length) * width)
     pieces = []
     for start in range(0, length, NATIVE_CHUNK):
         n = min(NATIVE_CHUNK, length - start)
-        proj = fixed if constant else kernel.conditioning(net.conditioning_span(start, n, mel, label))
+        proj = fixed if constant else kernel.conditioning(net.conditioning_span(start, n, mel, label), buffer)
         out, _ = kernel.run(n, proj, constant=constant and proj is not None)
         pieces.append(out)
         bar.update(n)

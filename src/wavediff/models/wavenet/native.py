@@ -132,12 +132,19 @@ class NativeWaveNet:
             self.library.lib.wn_free(handle)
 
     @torch.no_grad()
-    def conditioning(self, cond: torch.Tensor | None) -> torch.Tensor | None:
+    def conditioning(self, cond: torch.Tensor | None, buffer: torch.Tensor | None = None) -> torch.Tensor | None:
         """The per-sample conditioning ``(B, C_cond, T)`` projected onto every layer's gate:
-        ``(B, T, layers * gate_channels)`` float32, contiguous (``None`` without conditioning)."""
+        ``(B, T, layers * gate_channels)`` float32, contiguous (``None`` without conditioning),
+        written into the front of the flat float32 ``buffer`` when one is given. (Reusing one
+        buffer matters: a new 10 MB block per call let glibc's heap grow to 1 GB over a 5 s
+        utterance, its mmap threshold having risen past the block size.)"""
         if cond is None or self.cond_weight is None:
             return None
-        return torch.matmul(cond.float().transpose(1, 2), self.cond_weight.T)
+        b, _, t = cond.shape
+        if buffer is None:
+            return torch.matmul(cond.float().transpose(1, 2), self.cond_weight.T)
+        out = buffer[:b * t * self.cond_weight.shape[0]].view(b, t, self.cond_weight.shape[0])
+        return torch.matmul(cond.float().transpose(1, 2), self.cond_weight.T, out=out)
 
     def run(self, length: int, cond: torch.Tensor | None = None, *, constant: bool = False,
             forced: torch.Tensor | None = None, keep_outputs: bool = False
