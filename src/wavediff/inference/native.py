@@ -58,6 +58,15 @@ def _compiler() -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _compiler_version(compiler: str) -> str:
+    """``compiler --version`` (part of a built library's cache key), asked once per process."""
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def _cpu_signature() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -233,12 +242,9 @@ def build_library(name: str) -> Path | None:
         log.info("no C compiler found ($CC, cc, gcc, clang); using torch operations (slower)")
         return None
     source = resources.files("wavediff.inference").joinpath(name).read_bytes()
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        version = ""
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(), version.encode(),
-                                     _cpu_signature().encode()])).hexdigest()[:16]
+    parts = [source, " ".join(FLAGS).encode(), compiler.encode(), _compiler_version(compiler).encode(),
+             _cpu_signature().encode()]
+    key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
     target = cache_dir() / f"{Path(name).stem}-{key}.so"
     try:
         if not target.exists():

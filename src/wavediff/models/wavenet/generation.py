@@ -3,7 +3,6 @@ field per sample, the reference), incremental generation with per-layer queues i
 the same in native code (:mod:`wavediff.models.wavenet.native`)."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
@@ -12,8 +11,6 @@ import torch.nn.functional as F
 from wavediff.models.wavenet import native
 from wavediff.models.wavenet.mol import mol_sample
 from wavediff.models.wavenet.network import IncrementalState, WaveNet
-
-log = logging.getLogger(__name__)
 
 IMPLEMENTATIONS = ("auto", "native", "torch", "naive")
 """``native``: the C kernel (float32 CPU models); ``torch``: :class:`IncrementalState`;
