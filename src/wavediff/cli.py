@@ -105,7 +105,8 @@ def _add_vocode_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resample", action="store_true",
                    help="resample audio inputs at another rate than the checkpoint's (default: refuse them)")
     p.add_argument("--sampler", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="change the checkpoint's sampler: start=noise|griffin-lim, start_steps=N, griffin_lim_iters=N, "
+                   help="change the checkpoint's sampler: ancestral|ddim|dpm-solver (the update rule), ddim_eta=E, "
+                        "start=noise|griffin-lim, start_steps=N, griffin_lim_iters=N, "
                         "consistency=none|griffin-lim, consistency_steps=N, consistency_iters=N (docs/recipes.md)")
     _add_inference(p, default_precision="auto")
     _add_common(p)
@@ -128,6 +129,9 @@ def _add_generate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help="an autoregressive model's (WaveNet) softmax temperature, 0 = most likely class "
                         "(default: the checkpoint's sampler.temperature, 1)")
+    p.add_argument("--sampler", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="the diffusion chain's update rule: ancestral|ddim|dpm-solver, ddim_eta=E "
+                        "(default: the checkpoint's sampler)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--precision", choices=GENERATION_PRECISIONS, default="fp32",
                    help="fp32 (the reference, default) or bf16 autocast; auto = bf16 where the hardware has it")
@@ -208,8 +212,9 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                    help="inference precision of the checkpoints (default fp32, the reference)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i)")
     p.add_argument("--sampler", action="append", default=[], metavar="LABEL[:KEY=VALUE,...]",
-                   help="a sampler variant to compare, e.g. gl-start:start=griffin-lim,start_steps=2; repeat for "
-                        "several; LABEL alone is the checkpoint's own sampler (default: only that)")
+                   help="a sampler variant to compare, e.g. gl-start:start=griffin-lim,start_steps=2 or "
+                        "ddim:ddim_eta=0.5; repeat for several; ancestral, ddim or dpm-solver alone runs that rule, "
+                        "another LABEL alone the checkpoint's own sampler (default: only that)")
     p.add_argument("--score-max-hz", type=float, default=None, metavar="HZ",
                    help="score below HZ only: low-pass the recording and every system's audio there before the "
                         "metrics, to compare vocoders whose mels stop at different frequencies (e.g. 8000 for the "
@@ -389,9 +394,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from wavediff.pipelines import Synthesizer, generate_files
 
     generator = Synthesizer.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    sampler = generator.config.sampler.with_overrides(args.sampler)
     written = generate_files(generator, args.out, args.n, args.label, steps=args.steps,
                              etas=_parse_schedule(args.schedule), seed=args.seed, guidance_scale=args.guidance,
-                             batch_size=args.batch_size, temperature=args.temperature)
+                             batch_size=args.batch_size, temperature=args.temperature, sampler=sampler)
     log.info("wrote %d clip(s) and samples.tsv to %s", len(written), args.out)
     return 0
 

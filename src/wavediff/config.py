@@ -44,6 +44,9 @@ import yaml
 from wavediff.errors import WavediffError
 from wavediff.precision import TRAINING_PRECISIONS
 
+if typing.TYPE_CHECKING:
+    from wavediff.diffusion.solvers import Solver
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -423,6 +426,9 @@ class HiFiGANConfig:
         return math.prod(self.upsample_rates)
 
 
+SOLVER_METHODS = ("ancestral", "ddim", "dpm-solver")   # the reverse chain's update rules (diffusion.solvers)
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
     """How a vocoder's reverse chain starts and whether it is held to its mel (inference only;
@@ -436,6 +442,10 @@ class SamplerConfig:
     noisiest steps run, the network's estimate of the clean signal is replaced by
     ``consistency_iters`` Griffin-Lim iterations from it onto the STFT magnitude the mel
     implies (:class:`wavediff.audio.griffinlim.MagnitudeProjection`).
+    ``method`` is the reverse chain's update rule (:mod:`wavediff.diffusion.solvers`):
+    ``'ancestral'`` (the paper's Algorithm 2 / Appendix B), ``'ddim'`` (noise scaled by
+    ``ddim_eta`` in [0, 1]: 0 deterministic, 1 the ancestral chain) or ``'dpm-solver'``
+    (DPM-Solver++(2M), deterministic).
     ``temperature`` applies to an autoregressive family's draws (WaveNet): it divides the
     softmax logits (``0`` takes the most likely class) or scales the logistics' scale; the
     diffusion options above do not apply to it, and diffusion ignores ``temperature``.
@@ -448,10 +458,15 @@ class SamplerConfig:
     consistency_steps: int = 3
     consistency_iters: int = 1
     temperature: float = 1.0
+    method: str = "ancestral"
+    ddim_eta: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
             raise WavediffError(f"sampler.temperature={self.temperature} must be >= 0")
+        _check_choice("sampler.method", self.method, list(SOLVER_METHODS))
+        if not 0.0 <= self.ddim_eta <= 1.0:
+            raise WavediffError(f"sampler.ddim_eta={self.ddim_eta} must lie in [0, 1]")
         _check_choice("sampler.start", self.start, ["noise", "griffin-lim"])
         _check_choice("sampler.consistency", self.consistency, ["none", "griffin-lim"])
         for n in ("start_steps", "griffin_lim_iters", "consistency_steps", "consistency_iters"):
@@ -459,9 +474,18 @@ class SamplerConfig:
                 raise WavediffError(f"sampler.{n}={getattr(self, n)} must be >= 1")
 
     def with_overrides(self, items: Sequence[str]) -> "SamplerConfig":
-        """This config with ``key=value`` items (``start=griffin-lim``, ``start_steps=2``, ...)."""
+        """This config with ``key=value`` items (``start=griffin-lim``, ``start_steps=2``, ...); an
+        item that is a method's name alone (``ddim``, ``dpm-solver``) sets ``method``."""
+        items = [f"method={item.strip()}" if item.strip() in SOLVER_METHODS else item for item in items]
         return RunConfig(sampler=self).with_overrides(
             [item if item.startswith("sampler.") else f"sampler.{item.strip()}" for item in items]).sampler
+
+    @property
+    def solver(self) -> "Solver":
+        """The reverse chain's update rule."""
+        from wavediff.diffusion.solvers import Solver
+
+        return Solver(self.method, self.ddim_eta)
 
     @property
     def uses_mel_inversion(self) -> bool:

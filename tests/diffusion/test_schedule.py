@@ -62,8 +62,10 @@ def test_reverse_steps_are_the_paper_update_in_sampling_order():
         abar = math.prod(1 - b for b in betas[:t + 1])
         abar_prev = math.prod(1 - b for b in betas[:t])
         assert st.t == t
-        assert st.eps_coef == pytest.approx(betas[t] / math.sqrt(1 - abar), rel=1e-9)
-        assert st.scale == pytest.approx(1 / math.sqrt(1 - betas[t]), rel=1e-9)
+        scale = 1 / math.sqrt(1 - betas[t])
+        assert st.x_coef == pytest.approx(scale, rel=1e-9)
+        assert st.eps_coef == pytest.approx(-betas[t] / math.sqrt(1 - abar) * scale, rel=1e-9)
+        assert st.prev_coef == 0 and not st.keeps_x0
         assert st.sigma == pytest.approx(math.sqrt((1 - abar_prev) / (1 - abar) * betas[t]), rel=1e-9, abs=1e-12)
     x, eps = torch.tensor([0.3, -1.2]), torch.tensor([0.5, 2.0])
     top = steps[0]

@@ -109,20 +109,24 @@ def test_cli_evaluate_compares_sampler_variants_of_one_checkpoint(evaluation_run
     proc = subprocess.run([sys.executable, "-m", "wavediff", "evaluate", "--checkpoint", str(run_a), "--label", "m",
                            "--data", str(data), "--steps", "6", "--gl-iters", "--limit", "1", "--out", str(out),
                            "--sampler", "own", "--sampler", "gla:consistency=griffin-lim,consistency_steps=2",
-                           "--sampler", "gl-start:start=griffin-lim,start_steps=1,griffin_lim_iters=4"],
+                           "--sampler", "gl-start:start=griffin-lim,start_steps=1,griffin_lim_iters=4",
+                           "--sampler", "dpm-solver:consistency=none"],
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
-    for row in ("| m, 6 steps, own |", "| m, 6 steps, gla |", "| m, 6 steps, gl-start |"):
+    for row in ("| m, 6 steps, own |", "| m, 6 steps, gla |", "| m, 6 steps, gl-start |", "| m, 6 steps, dpm-solver |"):
         assert row in proc.stdout
     systems = {s["name"]: s for s in json.loads((out / "results.json").read_text())["systems"]}
     assert systems["m, 6 steps, gla"]["sampler"]["consistency"] == "griffin-lim"
     assert systems["m, 6 steps, own"]["sampler"]["consistency"] == "none"
+    assert systems["m, 6 steps, dpm-solver"]["sampler"]["method"] == "dpm-solver"
+    assert systems["m, 6 steps, own"]["sampler"]["method"] == "ancestral"
     report = (out / "results.md").read_text()   # each row's effective settings, spelled out: the variant
     # names two keys, the checkpoint (tiny) brings its 16 iterations per step
     assert ("- sampler of `m, 6 steps, gla`: from noise; Griffin-Lim consistency at the 2 noisiest steps, "
             "16 iterations each") in report
     assert ("- sampler of `m, 6 steps, gl-start`: the last 1 steps from a noised Griffin-Lim estimate "
             "(4 iterations); no consistency step") in report
+    assert "- sampler of `m, 6 steps, dpm-solver`: from noise; no consistency step; DPM-Solver++(2M) steps" in report
     # the Griffin-Lim start lands next to Griffin-Lim: far closer to the recording's mel than an untrained net
     own, start = (systems[f"m, 6 steps, {k}"]["metrics"]["log_mel_l1"]["mean"] for k in ("own", "gl-start"))
     assert start < 0.5 * own

@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 
 from wavediff.diffusion.schedule import SamplingSchedule
+from wavediff.diffusion.solvers import Solver
 
 
 class Denoiser(Protocol):
@@ -54,12 +55,14 @@ def sample(
     callback: StepCallback | None = None,
     noise_std: torch.Tensor | None = None,
     correct_x0: Estimate | None = None,
+    solver: Solver | None = None,
 ) -> torch.Tensor:
     """Run a reverse chain from x_S ~ N(0, I) down to x_0.
 
-    For s = S..1: ``x <- (x - eta_s / sqrt(1 - gbar_s) * eps(x, t_s)) / sqrt(1 - eta_s)``,
-    then ``x <- x + sigma_s z`` for s > 1 (:class:`~wavediff.diffusion.schedule.ReverseStep`). With the full chain this is Algorithm 2 of
-    DiffWave (sigma_t = sqrt(beta-tilde_t)); with an aligned chain, Appendix B.
+    Ancestral (the default): for s = S..1, ``x <- (x - eta_s / sqrt(1 - gbar_s) * eps(x, t_s)) /
+    sqrt(1 - eta_s)``, then ``x <- x + sigma_s z`` for s > 1. With the full chain this is
+    Algorithm 2 of DiffWave (sigma_t = sqrt(beta-tilde_t)); with an aligned chain, Appendix B.
+    ``solver`` picks DDIM or DPM-Solver++(2M) instead (:mod:`wavediff.diffusion.solvers`).
 
     Args:
         shape: ``(B, L)`` shape of the output.
@@ -77,6 +80,7 @@ def sample(
             network's estimate of the clean signal ``(B, L)`` (:func:`estimate_x0`); a tensor
             it returns replaces the estimate in the step (GLA-Grad's consistency step), ``None``
             leaves the step as it is.
+        solver: the update rule (:class:`~wavediff.diffusion.solvers.Solver`); ``None``: ancestral.
     Returns:
         ``(B, L)`` tensor x_0 (not clipped).
     """
@@ -89,14 +93,17 @@ def sample(
         if std is not None:
             x = x * std
     batch = x.shape[0]
-    for step in chain.reverse_steps():
+    prev_x0 = None
+    for step in chain.reverse_steps(solver):
         t = torch.full((batch,), step.t, device=device, dtype=torch.float32)
         eps = denoiser(x, t, **cond).to(x.dtype)
         if correct_x0 is not None:
             x0 = correct_x0(step.number, estimate_x0(x, eps, step.gbar))
             if x0 is not None:
                 eps = noise_for_estimate(x, x0.to(x.dtype), step.gbar)
-        x = step.mean(x, eps)
+        x0_now = step.estimate_x0(x, eps) if step.keeps_x0 else None
+        x = step.mean(x, eps, prev_x0)
+        prev_x0 = x0_now
         if step.adds_noise:
             z = _normal(tuple(x.shape), generator).to(device=device, dtype=dtype)
             x = x + step.sigma * (z if std is None else z * std)

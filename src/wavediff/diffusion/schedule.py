@@ -6,13 +6,12 @@ The network sees the 0-based index ``n`` (fractional for the fast sampler).
 """
 from __future__ import annotations
 
-
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from wavediff.diffusion.solvers import ReverseStep, Solver
 from wavediff.errors import WavediffError
 
 
@@ -92,57 +91,10 @@ class SamplingSchedule:
     def num_steps(self) -> int:
         return int(self.etas.numel())
 
-    def reverse_steps(self) -> tuple["ReverseStep", ...]:
-        """The chain's steps in the order a sampler runs them: s = S down to 1."""
-        etas, gbars, sigmas = self.etas.tolist(), self.alphas_cumprod.tolist(), self.sigmas.tolist()
-        timesteps = self.timesteps.tolist()
-        return tuple(ReverseStep(s, timesteps[s], etas[s] / math.sqrt(1.0 - gbars[s]), 1.0 / math.sqrt(1.0 - etas[s]),
-                                 sigmas[s], gbars[s]) for s in range(self.num_steps - 1, -1, -1))
-
-
-@dataclass(frozen=True)
-class ReverseStep:
-    """One step of a reverse chain, the single place its update is written:
-
-    ``x_{s-1} = (x_s - eta_s / sqrt(1 - gbar_s) * eps) / sqrt(1 - eta_s) + sigma_s z``
-
-    (Algorithm 2 of DiffWave for the full chain, Appendix B for an aligned one). Every sampler
-    (:func:`~wavediff.diffusion.samplers.sample`, the inference engine, the streaming chain)
-    applies it through :meth:`mean` / :meth:`mean_` and adds ``sigma * z`` when :attr:`adds_noise`.
-
-    Attributes:
-        index: 0-based position in the chain's arrays (``s - 1``); index 0 is the last step.
-        t: the training step the denoiser is called with (possibly fractional).
-        eps_coef: ``eta_s / sqrt(1 - gbar_s)``.
-        scale: ``1 / sqrt(1 - eta_s)``.
-        sigma: the standard deviation of the noise added after the step.
-        gbar: ``gbar_s``, for the clean-signal estimate.
-    """
-
-    index: int
-    t: float
-    eps_coef: float
-    scale: float
-    sigma: float
-    gbar: float
-
-    @property
-    def number(self) -> int:
-        """``s``, 1-based: S for the first step a sampler runs, 1 for the last."""
-        return self.index + 1
-
-    @property
-    def adds_noise(self) -> bool:
-        """Every step but the last draws ``z`` (the last one's sigma is 0 and draws nothing)."""
-        return self.index > 0
-
-    def mean(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """``(x - eps_coef * eps) * scale`` as a new tensor, shapes as given."""
-        return x.sub(eps, alpha=self.eps_coef).mul_(self.scale)
-
-    def mean_(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """:meth:`mean` written into ``x``."""
-        return x.sub_(eps, alpha=self.eps_coef).mul_(self.scale)
+    def reverse_steps(self, solver: Solver | None = None) -> tuple[ReverseStep, ...]:
+        """The chain's steps in the order a sampler runs them, s = S down to 1, under ``solver``'s
+        update rule (:mod:`wavediff.diffusion.solvers`; default: ancestral)."""
+        return (solver or Solver()).steps(self)
 
 
 def lowest_steps(chain: SamplingSchedule, count: int) -> SamplingSchedule:

@@ -58,7 +58,9 @@ def describe_sampler(sampler: SamplerConfig) -> str:
     consistency = ("no consistency step" if sampler.consistency == "none" else
                    f"Griffin-Lim consistency at the {sampler.consistency_steps} noisiest steps, "
                    f"{sampler.consistency_iters} iteration{'s' if sampler.consistency_iters > 1 else ''} each")
-    return f"{start}; {consistency}"
+    rule = {"ancestral": "", "ddim": f"; DDIM steps (eta {sampler.ddim_eta:g})",
+            "dpm-solver": "; DPM-Solver++(2M) steps"}[sampler.method]
+    return f"{start}; {consistency}{rule}"
 
 
 SCORED_BELOW = ("scored below {hz:g} Hz: the recording and every system's audio low-passed there before "

@@ -26,7 +26,7 @@ from wavediff.audio.filters import check_cutoff, low_pass
 from wavediff.audio.griffinlim import griffin_lim_from_mel
 from wavediff.audio.io import audio_info, load_audio, save_audio
 from wavediff.audio.mel import MelFrontend
-from wavediff.config import SamplerConfig
+from wavediff.config import SOLVER_METHODS, SamplerConfig
 from wavediff.data.manifest import read_entries
 from wavediff.devices import cpu_name
 from wavediff.errors import WavediffError
@@ -168,15 +168,20 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
 
 def parse_sampler_variant(text: str) -> SamplerVariant:
     """``LABEL:key=value,key=value`` (or ``LABEL`` alone: the checkpoint's own sampler) -> ``(LABEL, [...])``.
+    A LABEL that names an update rule (``ancestral``, ``ddim``, ``dpm-solver``) also sets ``method``.
 
     >>> parse_sampler_variant("gl-start:start=griffin-lim,start_steps=2")
     ('gl-start', ['start=griffin-lim', 'start_steps=2'])
+    >>> parse_sampler_variant("ddim:ddim_eta=0.5")
+    ('ddim', ['method=ddim', 'ddim_eta=0.5'])
     """
     label, _, items = text.partition(":")
     label = label.strip()
     if not label:
         raise WavediffError(f"sampler variant {text!r} needs a label: LABEL or LABEL:key=value,...")
     overrides = [item.strip() for item in items.split(",") if item.strip()]
+    if label in SOLVER_METHODS:
+        overrides.insert(0, f"method={label}")
     SamplerConfig().with_overrides(overrides)   # refuse a bad key or value before any work is done
     return label, overrides
 

@@ -33,6 +33,7 @@ import torch
 
 from wavediff.diffusion.samplers import Estimate, estimate_x0, noise_for_estimate
 from wavediff.diffusion.schedule import ReverseStep, SamplingSchedule
+from wavediff.diffusion.solvers import Solver
 from wavediff.errors import WavediffError
 from wavediff.inference.mode import EngineMode
 from wavediff.inference.network import CPU_TILE_ROWS, FoldedNetwork, Segment, layout, padding_ranges
@@ -214,7 +215,8 @@ class InferenceEngine:
                generator: torch.Generator | Sequence[torch.Generator] | None = None,
                x_start: Sequence[torch.Tensor] | None = None,
                noise_std: Sequence[torch.Tensor] | None = None,
-               correct_x0: Sequence[Estimate | None] | None = None) -> list[torch.Tensor]:
+               correct_x0: Sequence[Estimate | None] | None = None,
+               solver: Solver | None = None) -> list[torch.Tensor]:
         """Run the reverse chain for each mel; returns ``[(F_i * hop,) fp32 audio]`` (not clipped).
 
         Args:
@@ -230,13 +232,15 @@ class InferenceEngine:
             correct_x0: optional, one per utterance: ``correct(s, x0_hat (L_i,)) -> x0' | None``,
                 as :func:`~wavediff.diffusion.samplers.sample`'s ``correct_x0`` (GLA-Grad's
                 consistency step). It needs the whole step at once: one pass or chunks, not streaming.
+            solver: the update rule (:class:`~wavediff.diffusion.solvers.Solver`: ancestral, DDIM,
+                DPM-Solver++); ``None``: ancestral. Every mode runs every rule.
         """
         if len(mels) == 0:
             return []
         mels = [m.to(torch.float32) for m in mels]
         gens, segments, total, stds = self._check_inputs(mels, generator, x_start, noise_std, correct_x0)
         if self.mode.streaming:
-            return self._vocode_streaming(mels, segments, total, chain, gens, x_start, stds)
+            return self._vocode_streaming(mels, segments, total, chain, gens, x_start, stds, solver)
         x = self._start_state(segments, total, gens, x_start, stds)
         dev_stds = [s.to(self.device) for s in stds] if stds is not None else None
         biases, fills = self.net.folded.step_constants(chain.timesteps)
@@ -247,7 +251,8 @@ class InferenceEngine:
         graph = None
         if self.cuda_graphs and cond_cache is not None:
             graph, step_bias, step_fill = self._capture_step(x, eps, windows[0], segments, biases, fills, cond_cache)
-        for step in chain.reverse_steps():
+        prev_x0 = None
+        for step in chain.reverse_steps(solver):
             s = step.index
             if graph is not None:
                 step_bias.copy_(biases[s])
@@ -262,7 +267,7 @@ class InferenceEngine:
                     else:
                         mel_up = self._upsampled_mel(mels, segments, window[0], window[1])
                     self._denoise_window(x, eps, window, segments, biases[s], fills[s], cond_cache, mel_up)
-            self._update_state(step, x, eps, segments, gens, dev_stds, correct_x0)
+            prev_x0 = self._update_state(step, x, eps, segments, gens, dev_stds, correct_x0, prev_x0)
         return [x[seg.start:seg.stop].cpu().clone() for seg in segments]
 
     def _check_inputs(self, mels: Sequence[torch.Tensor],
@@ -323,10 +328,14 @@ class InferenceEngine:
 
     def _update_state(self, step: ReverseStep, x: torch.Tensor, eps: torch.Tensor, segments: list[Segment],
                       gens: list[torch.Generator | None], stds: list[torch.Tensor] | None,
-                      correct_x0: Sequence[Estimate | None] | None) -> None:
+                      correct_x0: Sequence[Estimate | None] | None,
+                      prev_x0: torch.Tensor | None = None) -> torch.Tensor | None:
         """One reverse step on each utterance of the state, in place, from the network's noise
         estimate ``eps``: the correction of the clean estimate where given, the mean, then the
-        step's noise (drawn utterance by utterance, scaled by ``stds`` on the device)."""
+        step's noise (drawn utterance by utterance, scaled by ``stds`` on the device).
+        ``prev_x0`` ``(total,)``: the clean estimate the step before kept for a multistep rule;
+        returns this step's where :attr:`~wavediff.diffusion.solvers.ReverseStep.keeps_x0`, else ``None``."""
+        kept = self.net.workspace.get(f"x0_{step.index % 2}", x.shape, torch.float32) if step.keeps_x0 else None
         for seg in segments:
             xs = x[seg.start:seg.stop]
             correct = correct_x0[seg.index] if correct_x0 is not None else None
@@ -335,17 +344,22 @@ class InferenceEngine:
                 x0 = correct(step.number, estimate_x0(xs, es, step.gbar))
                 if x0 is not None:
                     es.copy_(noise_for_estimate(xs, x0.to(xs.device, xs.dtype), step.gbar))
-            step.mean_(xs, eps[seg.start:seg.stop])
+            es = eps[seg.start:seg.stop]
+            if kept is not None:
+                kept[seg.start:seg.stop] = step.estimate_x0(xs, es)
+            step.mean_(xs, es, prev_x0[seg.start:seg.stop] if step.uses_x0_history else None)
             if step.adds_noise:
                 z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0].to(self.device)
                 if stds is not None:
                     z.mul_(stds[seg.index])
                 xs.add_(z, alpha=step.sigma)
+        return kept
 
     def _vocode_streaming(self, mels: Sequence[torch.Tensor], segments: list[Segment], total: int,
                           chain: SamplingSchedule, gens: list[torch.Generator | None],
                           x_start: Sequence[torch.Tensor] | None,
-                          stds: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+                          stds: list[torch.Tensor] | None = None,
+                          solver: Solver | None = None) -> list[torch.Tensor]:
         """:meth:`vocode` by :func:`~wavediff.inference.streaming.stream_chain`, drawing the
         same noise in the same order as one pass (each draw through a placed cursor, scaled
         by the segment's ``stds`` where given)."""
@@ -358,15 +372,17 @@ class InferenceEngine:
             for seg in segments:
                 draws.append((gens_or_default[seg.index], seg.length))
                 keys.append(("start", seg.index))
-        for s in range(chain.num_steps - 1, 0, -1):
+        for step in chain.reverse_steps(solver):
+            if not step.adds_noise:
+                continue
             for seg in segments:
                 draws.append((gens_or_default[seg.index], seg.length))
-                keys.append((s, seg.index))
+                keys.append((step.index, seg.index))
         scales = [stds[index] for _, index in keys] if stds is not None else None
         cursors = dict(zip(keys, place_cursors(draws, scales)))
         if x_start is None:
             starts: list = [cursors.pop(("start", seg.index)) for seg in segments]
         else:
             starts = [x_start[seg.index].to(self.device, torch.float32).reshape(-1) for seg in segments]
-        outputs = stream_chain(self.net, mels, segments, total, chain, starts, cursors, self.block_rows)
+        outputs = stream_chain(self.net, mels, segments, total, chain, starts, cursors, self.block_rows, solver)
         return [out.cpu() for out in outputs]

@@ -37,6 +37,7 @@ from wavediff.inference.network import FoldedNetwork, Segment, padding_ranges
 
 if TYPE_CHECKING:
     from wavediff.diffusion.schedule import SamplingSchedule
+    from wavediff.diffusion.solvers import Solver
 
 NOISE_PIECE = 65536   # a multiple of 16: see piece_sizes
 PAD_UNIT = 2048       # short tiles are padded to a multiple of this many rows (see tile_span)
@@ -194,7 +195,8 @@ def tile_span(o0: int, o1: int, block: int, unit: int, total: int) -> tuple[int,
 
 def stream_chain(net: FoldedNetwork, mels: Sequence[torch.Tensor], segments: Sequence[Segment],
                  total: int, chain: "SamplingSchedule", starts: Sequence[torch.Tensor | NoiseCursor],
-                 noise: dict[tuple[int, int], NoiseCursor], block_rows: int) -> list[torch.Tensor]:
+                 noise: dict[tuple[int, int], NoiseCursor], block_rows: int,
+                 solver: "Solver | None" = None) -> list[torch.Tensor]:
     """Run the reverse chain over the layout, streaming; returns each segment's ``(L_i,)`` fp32 output.
 
     Args:
@@ -202,10 +204,13 @@ def stream_chain(net: FoldedNetwork, mels: Sequence[torch.Tensor], segments: Seq
         mels, segments, total: the utterances' mels and their layout rows (``total`` rows).
         chain: the sampling schedule, ``S = chain.num_steps`` steps.
         starts: per segment index, ``x_S`` as a ``(L_i,)`` tensor or a cursor to draw it from.
-        noise: ``(s, segment index)`` -> cursor of step ``s``'s noise, for ``s = S-1 .. 1``.
+        noise: ``(step index, segment index)`` -> cursor of that step's noise, for every step that
+            draws noise (ancestral: ``s = S-1 .. 1``, index ``s``).
         block_rows: ``B``, rows every stream advances per block.
+        solver: the update rule (:mod:`wavediff.diffusion.solvers`; default ancestral). A
+            multistep rule keeps each step's clean estimate in a ring until the next step has used it.
     """
-    return StreamingChain(net, mels, segments, total, chain, starts, noise, block_rows).run()
+    return StreamingChain(net, mels, segments, total, chain, starts, noise, block_rows, solver).run()
 
 
 class StreamingChain:
@@ -220,7 +225,8 @@ class StreamingChain:
 
     def __init__(self, net: FoldedNetwork, mels: Sequence[torch.Tensor], segments: Sequence[Segment],
                  total: int, chain: "SamplingSchedule", starts: Sequence[torch.Tensor | NoiseCursor],
-                 noise: dict[tuple[int, int], NoiseCursor], block_rows: int) -> None:
+                 noise: dict[tuple[int, int], NoiseCursor], block_rows: int,
+                 solver: "Solver | None" = None) -> None:
         self.net, self.mels, self.segments, self.total = net, mels, segments, total
         self.starts, self.noise = starts, noise
         S, layers = chain.num_steps, net.layers
@@ -239,7 +245,11 @@ class StreamingChain:
         ws = net.workspace
         biases, fills = net.folded.step_constants(chain.timesteps)
         self.biases, self.fills = biases.to(dev, dt), fills.to(dev, dt)
-        self.reverse = chain.reverse_steps()   # reverse[k]: the k-th step run, s = S - k
+        self.reverse = chain.reverse_steps(solver)   # reverse[k]: the k-th step run, s = S - k
+        # a multistep rule's clean estimates, step k's kept until step k + 1 has read them (B + R rows)
+        self.x0s = {k: RingRows(ws.get(f"stream_x0_{k}", (period,), torch.float32))
+                    for k in range(S) if self.reverse[k].keeps_x0}
+        self.x0_tile = ws.get("stream_x0_tile", (B,), torch.float32) if self.x0s else None
 
         self.xs = [RingRows(ws.get(f"stream_x{k}", (period,), torch.float32)) for k in range(S)]
         # the skip sums wrap at every tile of some layer unless their ring is long (64 B a row more)
@@ -372,10 +382,13 @@ class StreamingChain:
         for a, b in split_rows(e0, e1, self.tile):
             eps = self.net.output_layers(self.skips[k].read(a, b, self.narrow))
             x = self.xs[k].read(a, b, self.x_tile)
+            prev = self.x0s[k - 1].read(a, b, self.x0_tile) if step.uses_x0_history else None
+            if step.keeps_x0:
+                self.x0s[k].write(a, step.estimate_x0(x, eps.to(x.dtype)))
 
             def update(seg: Segment, lo: int, hi: int, x: torch.Tensor = x, eps: torch.Tensor = eps,
-                       a: int = a) -> torch.Tensor:
-                v = step.mean(x[lo - a:hi - a], eps[lo - a:hi - a])
+                       a: int = a, prev: torch.Tensor | None = prev) -> torch.Tensor:
+                v = step.mean(x[lo - a:hi - a], eps[lo - a:hi - a], None if prev is None else prev[lo - a:hi - a])
                 if step.adds_noise:
                     v.add_(self.noise[(step.index, seg.index)].take(hi - lo).to(self.dev), alpha=step.sigma)
                 return v

@@ -89,7 +89,8 @@ class DiffWaveVocoding(Vocoding):
             if sampler.consistency == "griffin-lim":
                 corrections = [consistency_step(p, chain.num_steps, sampler) for p in projections]
         engine = self.engine(total, streaming=corrections is None)
-        return engine.vocode(mels, chain, list(generators), x_start=starts, noise_std=stds, correct_x0=corrections)
+        return engine.vocode(mels, chain, list(generators), x_start=starts, noise_std=stds, correct_x0=corrections,
+                             solver=sampler.solver)
 
 
 def griffin_lim_start(projection: MagnitudeProjection, chain: SamplingSchedule, generator: torch.Generator | None,
