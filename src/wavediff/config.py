@@ -54,6 +54,7 @@ FORMAT_VERSION = 1
 Conditioning = Literal["mel", "class", "none"]
 LossType = Literal["l1", "l2"]
 Prior = Literal["standard", "priorgrad"]
+NoiseInput = Literal["step", "level"]
 Normalization = Literal["none", "peak"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Implementation = Literal["auto", "fused", "reference"]
@@ -156,6 +157,13 @@ class DiffusionConfig:
     (:mod:`wavediff.diffusion.prior`): ``clamp(E / prior_energy_max, prior_std_min, 1)``.
     ``prior_energy_max=0`` means "the largest frame energy of the training data", measured
     when a run starts and written into its config.
+
+    ``noise_input`` is what the network is told about the noise: ``'step'``, the 0-based step
+    index (the paper; fractional steps for the fast sampler, Appendix B), or ``'level'``, the
+    continuous noise level sqrt(abar) as WaveGrad (Chen et al. 2021): training draws it uniformly
+    between the levels of two adjacent steps, and any inference schedule can be run without
+    alignment. The level is encoded as sinusoids of ``level_scale * sqrt(abar)`` at frequencies
+    1e-4..1 (5000 in WaveGrad's public implementations).
     """
 
     num_steps: int = 50
@@ -166,6 +174,8 @@ class DiffusionConfig:
     prior: Prior = "standard"
     prior_std_min: float = 0.1
     prior_energy_max: float = 0.0
+    noise_input: NoiseInput = "step"
+    level_scale: float = 5000.0
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
@@ -177,6 +187,9 @@ class DiffusionConfig:
             )
         _check_choice("diffusion.loss", self.loss, ["l1", "l2"])
         _check_choice("diffusion.prior", self.prior, ["standard", "priorgrad"])
+        _check_choice("diffusion.noise_input", self.noise_input, ["step", "level"])
+        if not self.level_scale > 0:
+            raise WavediffError(f"diffusion.level_scale={self.level_scale} must be > 0")
         if not 0 < self.prior_std_min <= 1:
             raise WavediffError(f"diffusion.prior_std_min={self.prior_std_min} must lie in (0, 1]")
         if not self.prior_energy_max >= 0:

@@ -1,10 +1,12 @@
 """Noise schedules, the training objective and samplers (tensors and callables only)."""
 from wavediff.diffusion.objective import diffusion_loss
 from wavediff.diffusion.samplers import sample
+from wavediff.diffusion.solvers import Solver
 from wavediff.diffusion.schedule import (
     NoiseSchedule,
     SamplingSchedule,
     align_schedule,
+    at_noise_levels,
     full_chain,
     linear_schedule,
     sampling_schedule,
@@ -12,6 +14,6 @@ from wavediff.diffusion.schedule import (
 )
 
 __all__ = [
-    "NoiseSchedule", "SamplingSchedule", "align_schedule", "diffusion_loss", "full_chain",
+    "NoiseSchedule", "SamplingSchedule", "Solver", "align_schedule", "at_noise_levels", "diffusion_loss", "full_chain",
     "linear_schedule", "sample", "sampling_schedule", "strided_schedule",
 ]

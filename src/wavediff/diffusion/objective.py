@@ -25,6 +25,7 @@ def diffusion_loss(
     noise: torch.Tensor | None = None,
     noise_std: torch.Tensor | None = None,
     spectral_weight: float = 0.0,
+    levels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean ||eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t)|| over a batch.
 
@@ -35,6 +36,10 @@ def diffusion_loss(
     With ``noise_std`` (PriorGrad's sigma, ``(B, L)``) the noise is ``sigma eps``, the
     network predicts it, and the error is measured in the prior's units:
     ``||(eps_theta - sigma eps) / sigma||``. ``noise_std`` of ones is the standard objective.
+
+    With ``levels`` ``(B,)`` (continuous noise levels sqrt(abar), WaveGrad's training:
+    :meth:`~wavediff.diffusion.schedule.NoiseSchedule.noise_levels`) the signal is noised to those
+    levels and the denoiser is called with them instead of ``steps``.
 
     ``spectral_weight`` > 0 adds ``spectral_weight * stft_loss(x0, x0_hat)`` with the
     network's estimate ``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)``
@@ -57,14 +62,21 @@ def diffusion_loss(
     if noise_std is not None:
         noise_std = noise_std.to(device=x0.device, dtype=torch.float32)
         noise = noise * noise_std
-    x_t = schedule.add_noise(x0, noise, steps)
-    pred = denoiser(x_t, steps.to(torch.float32), **(cond or {}))
+    if levels is not None:
+        levels = levels.to(x0.device)
+        x_t = schedule.add_noise_at_levels(x0, noise, levels)
+        pred = denoiser(x_t, levels.to(torch.float32), **(cond or {}))
+        abar = levels.to(torch.float64).square()
+    else:
+        x_t = schedule.add_noise(x0, noise, steps)
+        pred = denoiser(x_t, steps.to(torch.float32), **(cond or {}))
+        abar = schedule.alphas_cumprod.to(x0.device)[steps]
     diff = pred.float() - noise.float()
     if noise_std is not None:
         diff = diff / noise_std
     loss = diff.abs().mean() if loss_type == "l1" else diff.square().mean()
     if spectral_weight > 0:
-        abar = schedule.alphas_cumprod.to(x0.device)[steps].float().unsqueeze(-1)
+        abar = abar.float().unsqueeze(-1)
         x0_hat = (x_t.float() - (1.0 - abar).sqrt() * pred.float()) / abar.sqrt()
         loss = loss + spectral_weight * stft_loss(x0.float(), x0_hat)
     return loss

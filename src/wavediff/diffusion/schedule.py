@@ -53,6 +53,26 @@ class NoiseSchedule:
         shape = (-1,) + (1,) * (x0.dim() - 1)
         return abar.sqrt().view(shape) * x0 + (1.0 - abar).sqrt().view(shape) * noise
 
+    def noise_levels(self, steps: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """WaveGrad's continuous training levels: ``sqrt(abar)`` drawn between two adjacent steps,
+        ``sqrt(abar_n) + position * (sqrt(abar_{n-1}) - sqrt(abar_n))`` (``abar_{-1} = 1``).
+
+        Args:
+            steps: ``(B,)`` integer 0-based steps ``n``.
+            position: ``(B,)`` in [0, 1] (uniform for training).
+        Returns:
+            ``(B,)`` float64 levels in ``[sqrt(abar_{T-1}), 1]``.
+        """
+        root = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod.sqrt()]).to(steps.device)
+        lo, hi = root[steps + 1], root[steps]
+        return lo + position.to(device=steps.device, dtype=torch.float64) * (hi - lo)
+
+    def add_noise_at_levels(self, x0: torch.Tensor, noise: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """``l x0 + sqrt(1 - l^2) noise`` for levels ``l = sqrt(abar)`` ``(B,)``."""
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        lv = levels.to(device=x0.device, dtype=torch.float64)
+        return lv.to(x0.dtype).view(shape) * x0 + (1.0 - lv * lv).sqrt().to(x0.dtype).view(shape) * noise
+
     def sqrt_alphas_cumprod_at(self, t: torch.Tensor) -> torch.Tensor:
         """sqrt(abar) linearly interpolated at fractional 0-based steps ``t``."""
         table = self.alphas_cumprod.sqrt().to(t.device)
@@ -95,6 +115,12 @@ class SamplingSchedule:
         """The chain's steps in the order a sampler runs them, s = S down to 1, under ``solver``'s
         update rule (:mod:`wavediff.diffusion.solvers`; default: ancestral)."""
         return (solver or Solver()).steps(self)
+
+
+def at_noise_levels(chain: SamplingSchedule) -> SamplingSchedule:
+    """The same chain calling the denoiser with the noise level sqrt(gamma-bar_s) of each step
+    instead of a training step (a model trained on continuous levels, ``diffusion.noise_input='level'``)."""
+    return SamplingSchedule(chain.etas, chain.alphas_cumprod, chain.sigmas, chain.alphas_cumprod.sqrt())
 
 
 def lowest_steps(chain: SamplingSchedule, count: int) -> SamplingSchedule:

@@ -93,18 +93,21 @@ def plot_training_curves(run_dirs: Sequence[str | Path], path: str | Path, names
 
 
 def plot_metrics_vs_steps(report: EvaluationReport, path: str | Path) -> Path:
-    """One panel per metric: each checkpoint's mean ± 95% CI against steps (log x); Griffin-Lim as dashed lines."""
+    """One panel per metric: each checkpoint's (and sampler variant's) mean ± 95% CI against steps (log x);
+    Griffin-Lim as dashed lines."""
     plt = _pyplot()
     cols = 4
     rows = int(np.ceil(len(METRICS) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows))
     axes = np.atleast_1d(axes).reshape(-1)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    checkpoints = list(dict.fromkeys(s.spec.checkpoint for s in report.systems if s.spec.kind != "griffin-lim"))
+    checkpoints = list(dict.fromkeys((s.spec.checkpoint, s.spec.variant) for s in report.systems
+                                     if s.spec.kind != "griffin-lim"))
     baselines = [s for s in report.systems if s.spec.kind == "griffin-lim"]
     for ax, metric in zip(axes, METRICS):
         for j, ckpt in enumerate(checkpoints):
-            results = sorted((s for s in report.systems if s.spec.checkpoint == ckpt), key=lambda s: s.spec.steps or 0)
+            results = sorted((s for s in report.systems if (s.spec.checkpoint, s.spec.variant) == ckpt),
+                             key=lambda s: s.spec.steps or 0)
             if results[0].spec.steps is None:      # a one-pass vocoder: one value, a solid line across
                 value = results[0].metrics[metric.key].mean
                 if np.isfinite(value):
@@ -113,7 +116,7 @@ def plot_metrics_vs_steps(report: EvaluationReport, path: str | Path) -> Path:
             x = [s.spec.steps for s in results]
             y = [s.metrics[metric.key].mean for s in results]
             err = [0.0 if not np.isfinite(s.metrics[metric.key].ci95) else s.metrics[metric.key].ci95 for s in results]
-            label = results[0].spec.name.rsplit(",", 1)[0]
+            label = results[0].spec.name.replace(f", {results[0].spec.steps} steps", "")
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=colours[j % len(colours)], label=label)
         for k, base in enumerate(baselines):
             value = base.metrics[metric.key].mean

@@ -80,6 +80,7 @@ class SystemSpec:
     gl_iters: int | None = None
     checkpoint: str | None = None
     sampler: SamplerConfig | None = None
+    variant: str = ""   # the sampler variant's label ("": the checkpoint's own sampler)
 
 
 @dataclass
@@ -161,8 +162,8 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
             for label, overrides in samplers or [("", [])]:
                 sampler = vocoders[i].config.sampler.with_overrides(overrides)
                 title = f"{name}, {s} steps" + (f", {label}" if label else "")
-                systems.append(SystemSpec(title, _slug(f"{name}-{s}steps" + (f"-{label}" if label else "")), "model", i, steps=s,
-                                          checkpoint=str(ckpt), sampler=sampler))
+                systems.append(SystemSpec(title, _slug(f"{name}-{s}steps" + (f"-{label}" if label else "")), "model", i,
+                                          steps=s, checkpoint=str(ckpt), sampler=sampler, variant=label))
     return systems
 
 

@@ -21,13 +21,13 @@ def test_label_dropout_replaces_labels_with_the_null_label_at_its_rate(digits, t
     assert null == 3
     idx = list(range(len(trainer.train_set))) * 40
     batch = default_collate([trainer.train_set[(i, 1000 + k)] for k, i in enumerate(idx)])
-    _, cond, _, _ = trainer.objective.inputs(batch, training=True)
+    _, cond, _, _, _ = trainer.objective.inputs(batch, training=True)
     rate = float((cond["labels"] == null).float().mean())
     assert abs(rate - 0.3) < 0.04, rate              # 600 draws: 4 standard errors
     kept = cond["labels"] != null
     expected = torch.tensor([trainer.train_set.labels[i] for i in idx])
     assert torch.equal(cond["labels"][kept], expected[kept])
-    _, cond, _, _ = trainer.objective.inputs(batch, training=False)
+    _, cond, _, _, _ = trainer.objective.inputs(batch, training=False)
     assert torch.equal(cond["labels"], expected)
 
 

@@ -28,17 +28,28 @@ def sinusoidal_step_encoding(steps: torch.Tensor, dim: int = 128) -> torch.Tenso
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(torch.float32)
 
 
+def noise_level_encoding(levels: torch.Tensor, dim: int = 128, scale: float = 5000.0) -> torch.Tensor:
+    """WaveGrad's encoding of a continuous noise level ``l = sqrt(abar)``: sinusoids of ``scale * l``
+    at ``dim / 2`` frequencies geometric from 1e-4 to 1, i.e. :func:`sinusoidal_step_encoding` of
+    ``1e-4 * scale * l``. ``(N,)`` -> ``(N, dim)``."""
+    return sinusoidal_step_encoding(levels.to(torch.float64) * (scale * 1e-4), dim)
+
+
 class DiffusionStepEmbedding(nn.Module):
-    """Step index -> 512-d embedding shared by all residual layers.
+    """Step index (or noise level) -> 512-d embedding shared by all residual layers.
 
     The sinusoidal encoding is tabulated at the integer steps 0..T-1 and linearly
     interpolated for fractional steps (fast sampling, Appendix B), followed by two
-    fully-connected layers with swish.
+    fully-connected layers with swish. With ``level_scale`` the input is the continuous
+    noise level sqrt(abar) instead, encoded by :func:`noise_level_encoding` (no table).
     """
 
-    def __init__(self, num_steps: int, encoding_dim: int = 128, hidden_dim: int = 512) -> None:
+    def __init__(self, num_steps: int, encoding_dim: int = 128, hidden_dim: int = 512,
+                 level_scale: float | None = None) -> None:
         super().__init__()
         self.num_steps = num_steps
+        self.level_scale = level_scale
+        self.encoding_dim = encoding_dim
         self.register_buffer(
             "table", sinusoidal_step_encoding(torch.arange(num_steps), encoding_dim), persistent=False
         )
@@ -46,7 +57,9 @@ class DiffusionStepEmbedding(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, hidden_dim)
 
     def encode(self, steps: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` integer or fractional steps -> ``(B, encoding_dim)``."""
+        """``(B,)`` integer or fractional steps (noise levels with ``level_scale``) -> ``(B, encoding_dim)``."""
+        if self.level_scale is not None:
+            return noise_level_encoding(steps, self.encoding_dim, self.level_scale).to(self.table.dtype)
         if not steps.is_floating_point():
             return self.table[steps]
         t = steps.clamp(0, self.num_steps - 1)

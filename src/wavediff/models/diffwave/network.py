@@ -63,7 +63,8 @@ class DiffWave(nn.Module):
     (:mod:`wavediff.models.diffwave.fused`; the trainer's fast path).
     """
 
-    def __init__(self, config: ModelConfig, num_steps: int, n_mels: int = 80, hop_length: int = 256) -> None:
+    def __init__(self, config: ModelConfig, num_steps: int, n_mels: int = 80, hop_length: int = 256,
+                 level_scale: float | None = None) -> None:
         super().__init__()
         self.config = config
         self.num_steps = num_steps
@@ -72,7 +73,8 @@ class DiffWave(nn.Module):
         C = config.residual_channels
         self.input_projection = nn.Conv1d(1, C, 1)
         nn.init.kaiming_normal_(self.input_projection.weight)
-        self.step_embedding = DiffusionStepEmbedding(num_steps, config.step_embedding_dim, config.step_hidden_dim)
+        self.step_embedding = DiffusionStepEmbedding(num_steps, config.step_embedding_dim, config.step_hidden_dim,
+                                                     level_scale)
         cond_channels: int | None
         if config.conditioning == "mel":
             self.upsampler: MelUpsampler | None = MelUpsampler(hop_length, config.upsample_leaky_slope)
@@ -141,7 +143,8 @@ class DiffWave(nn.Module):
 
     def forward(self, audio: torch.Tensor, steps: torch.Tensor, mel: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Predict the noise in ``audio (B, L)`` at ``steps (B,)``; returns ``(B, L)``.
+        """Predict the noise in ``audio (B, L)`` at ``steps (B,)``: 0-based (fractional) diffusion steps,
+        or noise levels sqrt(abar) for a model built with ``level_scale``; returns ``(B, L)``.
 
         ``cond`` may carry a precomputed :meth:`condition` output (reused across steps).
         """
@@ -170,8 +173,9 @@ class DiffWave(nn.Module):
 
 def build_model(config: RunConfig) -> DiffWave:
     """The denoiser described by a run config."""
-    return DiffWave(config.model, config.diffusion.num_steps, n_mels=config.mel.n_mels,
-                    hop_length=config.mel.hop_length)
+    d = config.diffusion
+    return DiffWave(config.model, d.num_steps, n_mels=config.mel.n_mels, hop_length=config.mel.hop_length,
+                    level_scale=d.level_scale if d.noise_input == "level" else None)
 
 
 def count_parameters(module: nn.Module) -> int:

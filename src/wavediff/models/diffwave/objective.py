@@ -34,10 +34,14 @@ class DiffWaveObjective(TrainingObjective):
         return [Phase("denoiser", list(model.parameters()))]
 
     def inputs(self, batch: Batch, training: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor],
-                                                          torch.Tensor, torch.Tensor]:
-        """Audio ``(B, L)``, conditioning, diffusion steps ``(B,)`` and noise ``(B, L)`` on the device."""
+                                                          torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Audio ``(B, L)``, conditioning, diffusion steps ``(B,)``, noise ``(B, L)`` on the device, and
+        each item's position in [0, 1) between its step's level and the one before ``(B,)``, which a
+        model on continuous levels is trained at (drawn last: the other draws are those of a
+        step-conditioned run)."""
         audio = batch["audio"]
         steps = torch.empty(audio.shape[0], dtype=torch.long)
+        positions = torch.empty(audio.shape[0], dtype=torch.float64)
         noise = torch.empty(audio.shape, dtype=torch.float32)
         drop = torch.zeros(audio.shape[0], dtype=torch.bool)
         rate = self.config.model.label_dropout
@@ -46,6 +50,7 @@ class DiffWaveObjective(TrainingObjective):
             steps[k] = torch.randint(0, self.schedule.num_steps, (1,), generator=g)
             drop[k] = bool(torch.rand(1, generator=g) < rate)
             noise[k] = torch.randn(audio.shape[1], generator=g)
+            positions[k] = float(torch.rand(1, generator=g, dtype=torch.float64))
         cond: dict[str, torch.Tensor] = {}
         if "mel" in batch:
             cond["mel"] = batch["mel"].to(self.device, non_blocking=True)
@@ -55,11 +60,12 @@ class DiffWaveObjective(TrainingObjective):
             if training and null is not None:
                 labels = torch.where(drop, torch.full_like(labels, null), labels)
             cond["labels"] = labels.to(self.device, non_blocking=True)
-        return audio.to(self.device, non_blocking=True), cond, steps, noise
+        return audio.to(self.device, non_blocking=True), cond, steps, noise, positions
 
     def loss(self, net: nn.Module, batch: Batch, phase: str, training: bool) -> torch.Tensor:
-        audio, cond, steps, noise = self.inputs(batch, training)
-        std = noise_std(cond["mel"], self.config.mel, self.config.diffusion) if "mel" in cond else None
-        return diffusion_loss(net, audio, self.schedule,
-                              loss_type=self.config.diffusion.loss, cond=cond, steps=steps, noise=noise,
-                              noise_std=std, spectral_weight=self.config.train.spectral_loss_weight)
+        audio, cond, steps, noise, positions = self.inputs(batch, training)
+        d = self.config.diffusion
+        std = noise_std(cond["mel"], self.config.mel, d) if "mel" in cond else None
+        levels = self.schedule.noise_levels(steps, positions) if d.noise_input == "level" else None
+        return diffusion_loss(net, audio, self.schedule, loss_type=d.loss, cond=cond, steps=steps, noise=noise,
+                              noise_std=std, spectral_weight=self.config.train.spectral_loss_weight, levels=levels)

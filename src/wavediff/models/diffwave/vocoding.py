@@ -12,8 +12,8 @@ from wavediff.audio.mel import MelFrontend
 from wavediff.config import RunConfig, SamplerConfig
 from wavediff.diffusion.prior import noise_std
 from wavediff.diffusion.samplers import Estimate, noised_start
-from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, linear_schedule, lowest_steps,
-                                         sampling_schedule)
+from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, at_noise_levels, linear_schedule,
+                                         lowest_steps, sampling_schedule)
 from wavediff.inference import InferenceEngine
 from wavediff.inference.mode import EngineMode
 from wavediff.inference.planning import engine_mode
@@ -23,12 +23,13 @@ from wavediff.models.family import Vocoding, check_chunking
 
 def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
     """The reverse chain over a config's training noise schedule: explicit variances ``etas``
-    (aligned to the training steps, Appendix B), else ``steps`` (see :func:`sampling_schedule`)."""
+    (aligned to the training steps, Appendix B), else ``steps`` (see :func:`sampling_schedule`).
+    A model on continuous noise levels (``diffusion.noise_input='level'``) is called with each
+    step's level sqrt(gamma-bar) instead of the aligned step (:func:`at_noise_levels`)."""
     d = config.diffusion
     schedule = linear_schedule(d.num_steps, d.beta_start, d.beta_end)
-    if etas is not None:
-        return align_schedule(schedule, etas)
-    return sampling_schedule(schedule, steps, d.fast_schedule)
+    chain = align_schedule(schedule, etas) if etas is not None else sampling_schedule(schedule, steps, d.fast_schedule)
+    return at_noise_levels(chain) if d.noise_input == "level" else chain
 
 
 class DiffWaveVocoding(Vocoding):
