@@ -135,6 +135,11 @@ MEL_PRESETS: dict[str, MelConfig] = {
         name="hifigan", f_min=0.0, f_max=8000.0, mel_scale="slaney", mel_norm="slaney",
         stft_normalized=False, padding="hifigan", compression="log", magnitude_eps=1e-9,
     ),
+    # WaveGrad (Chen et al. 2021): 24 kHz, 128 bands over 80 Hz-7.6 kHz, 50 ms windows every 12.5 ms, log.
+    "wavegrad": MelConfig(
+        name="wavegrad", sample_rate=24000, n_fft=2048, win_length=1200, hop_length=300, n_mels=128,
+        f_min=80.0, f_max=7600.0, stft_normalized=False, compression="log",
+    ),
     # AudioLDM / AudioLDM 2 / Auffusion vocoder stage: 16 kHz, 64 bands, hop 160.
     "audioldm": MelConfig(
         name="audioldm", sample_rate=16000, n_fft=1024, win_length=1024, hop_length=160,
@@ -562,12 +567,56 @@ class WaveNetConfig:
 
 
 @dataclass(frozen=True)
+class WaveGradConfig:
+    """WaveGrad (Chen et al., ICLR 2021): the mel is upsampled by ``upsample_factors`` (their
+    product is the hop) through UBlocks of ``upsample_channels``; the noisy waveform is downsampled
+    through DBlocks by the same factors in reverse (all but the first), and at every resolution a
+    FiLM module turns the downsampling path's features and the noise level into a scale and a
+    shift for the UBlock there. Read only when ``family='wavegrad'``. The defaults are the
+    paper's base model (24 kHz, hop 300 = 5 x 5 x 3 x 2 x 2).
+
+    ``downsample_channels``: the waveform's first convolution (kernel 5), then one DBlock per
+    factor but the first (the paper: 32, 128, 128, 256, 512). ``upsample_dilations``: the four
+    convolutions of each UBlock. ``mel_channels``: the mel's first convolution (kernel 3).
+    """
+
+    upsample_factors: tuple[int, ...] = (5, 5, 3, 2, 2)
+    upsample_channels: tuple[int, ...] = (512, 512, 256, 128, 128)
+    upsample_dilations: tuple[tuple[int, ...], ...] = ((1, 2, 1, 2), (1, 2, 1, 2), (1, 2, 4, 8), (1, 2, 4, 8),
+                                                      (1, 2, 4, 8))
+    downsample_channels: tuple[int, ...] = (32, 128, 128, 256, 512)
+    mel_channels: int = 768
+    leaky_slope: float = 0.2
+
+    def __post_init__(self) -> None:
+        n = len(self.upsample_factors)
+        if n < 1 or any(f < 1 for f in self.upsample_factors):
+            raise WavediffError(f"wavegrad.upsample_factors={list(self.upsample_factors)} must be >= 1, at least one")
+        for name, value in (("upsample_channels", self.upsample_channels),
+                            ("upsample_dilations", self.upsample_dilations),
+                            ("downsample_channels", self.downsample_channels)):
+            if len(value) != n:
+                raise WavediffError(f"wavegrad.{name} has {len(value)} entries; give one per upsampling factor "
+                                    f"({n}: {list(self.upsample_factors)})")
+        if min(self.upsample_channels) < 1 or min(self.downsample_channels) < 1 or self.mel_channels < 1:
+            raise WavediffError("wavegrad channel counts must be >= 1")
+        if any(len(d) != 4 or min(d) < 1 for d in self.upsample_dilations):
+            raise WavediffError(f"wavegrad.upsample_dilations={[list(d) for d in self.upsample_dilations]}: four "
+                                "dilations >= 1 per UBlock")
+        object.__setattr__(self, "upsample_dilations", tuple(tuple(d) for d in self.upsample_dilations))
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.upsample_factors)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything needed to rebuild a model, its front-end and its training."""
 
     preset: str = "custom"
     family: str = "diffwave"
-    """The model family (:mod:`wavediff.models.family`): ``diffwave`` or ``hifigan``."""
+    """The model family (:mod:`wavediff.models.family`): ``diffwave``, ``hifigan``, ``wavenet`` or ``wavegrad``."""
     mel: MelConfig = field(default_factory=MelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -578,6 +627,8 @@ class RunConfig:
     """HiFi-GAN's settings, read when ``family='hifigan'``."""
     wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
     """WaveNet's settings, read when ``family='wavenet'``."""
+    wavegrad: WaveGradConfig = field(default_factory=WaveGradConfig)
+    """WaveGrad's settings, read when ``family='wavegrad'``."""
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -699,7 +750,7 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     kwargs: dict[str, Any] = {}
     nested = {"mel": MelConfig, "diffusion": DiffusionConfig, "model": ModelConfig,
               "data": DataConfig, "train": TrainConfig, "sampler": SamplerConfig, "hifigan": HiFiGANConfig,
-              "wavenet": WaveNetConfig}
+              "wavenet": WaveNetConfig, "wavegrad": WaveGradConfig}
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
         if cls is RunConfig and name in nested:
@@ -863,6 +914,31 @@ def _preset_wavenet(name: str) -> RunConfig:
                                        log_every=10))
 
 
+WAVEGRAD_SCHEDULE_6 = (7e-6, 1.4e-4, 2.1e-3, 2.8e-2, 3.5e-1, 7e-1)
+"""WaveGrad's 6-iteration inference schedule (beta, from the least noise), found by the paper's grid search."""
+
+
+def _preset_wavegrad(name: str) -> RunConfig:
+    # the paper's training: continuous noise levels over a 1000-step linear schedule 1e-6..0.01, L1 loss,
+    # Adam at 2e-4, segments of 7,200 samples (24 frames at hop 300); batch 256 on 32 TPUs (here 16)
+    diffusion = DiffusionConfig(num_steps=1000, beta_start=1e-6, beta_end=0.01, loss="l1", noise_input="level",
+                                fast_schedule=WAVEGRAD_SCHEDULE_6)
+    if name == "wavegrad-base":     # the paper's base model on its own front-end: 24 kHz, 128 bands, hop 300
+        mel, wavegrad = MEL_PRESETS["wavegrad"], WaveGradConfig()
+        train = TrainConfig(batch_size=16, learning_rate=2e-4, val_every=1000, checkpoint_every=1000, log_every=50)
+    elif name == "wavegrad":        # the base model on DiffWave's front-end: 22.05 kHz, 80 bands, hop 256
+        mel, wavegrad = MEL_PRESETS["diffwave"], WaveGradConfig(upsample_factors=(4, 4, 4, 2, 2))
+        train = TrainConfig(batch_size=16, learning_rate=2e-4, val_every=1000, checkpoint_every=1000, log_every=50)
+    else:                           # wavegrad-cpu: a quarter of the base model's widths, hop 256
+        mel = MEL_PRESETS["diffwave"]
+        wavegrad = WaveGradConfig(upsample_factors=(4, 4, 4, 2, 2), upsample_channels=(128, 128, 64, 32, 32),
+                                  downsample_channels=(8, 32, 32, 64, 128), mel_channels=192)
+        train = TrainConfig(batch_size=8, learning_rate=1e-3, val_every=100, checkpoint_every=100, log_every=10)
+    crop = max(1, round(7200 / mel.hop_length))
+    return RunConfig(preset=name, family="wavegrad", mel=mel, diffusion=diffusion, wavegrad=wavegrad,
+                     data=DataConfig(crop_frames=crop, val_count=4), train=train)
+
+
 # overrides that take any vocoder preset back to the paper's recipe: N(0, I), audio as recorded, no
 # auxiliary loss, the plain chain from noise (benchmarks measuring that recipe pin it with these)
 PAPER_RECIPE: tuple[str, ...] = (
@@ -880,6 +956,7 @@ PRESETS = {
     "tiny": _preset_tiny,
     **{f"hifigan-{v}": (lambda v=v: _preset_hifigan(v)) for v in HIFIGAN_VERSIONS},
     **{n: (lambda n=n: _preset_wavenet(n)) for n in ("wavenet-mulaw", "wavenet-large", "wavenet-sc09")},
+    **{n: (lambda n=n: _preset_wavegrad(n)) for n in ("wavegrad-base", "wavegrad", "wavegrad-cpu")},
 }
 
 

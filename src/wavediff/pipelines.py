@@ -185,6 +185,12 @@ class Vocoder(_Pipeline):
         if len(gens) != len(mels):
             raise WavediffError(f"got {len(gens)} generators for {len(mels)} mels; give one or one each")
         out = self.vocoding.vocode(mels, steps=steps, etas=etas, generators=gens, sampler=sampler)
+        for i, a in enumerate(out):
+            bad = int((~torch.isfinite(a)).sum())
+            if bad:   # a chain that diverged (an undertrained model): say so, and keep the audio usable
+                log.warning("utterance %d: %d of %d samples are not finite (the reverse chain diverged); set to 0",
+                            i, bad, a.numel())
+                a.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         out = [a.clamp_(-1.0, 1.0) for a in out]
         if as_list:
             return out

@@ -236,3 +236,7 @@ def _register_builtin() -> None:
         from wavediff.models.wavenet.family import WaveNetFamily
 
         register_family(WaveNetFamily())
+    if "wavegrad" not in _FAMILIES:
+        from wavediff.models.wavegrad.family import WaveGradFamily
+
+        register_family(WaveGradFamily())
