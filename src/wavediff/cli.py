@@ -273,9 +273,33 @@ def _add_import_hifigan_command(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
 
 
+def _add_search_schedule_command(sub: argparse._SubParsersAction) -> None:
+    """`wavediff search-schedule` and its options."""
+    p = sub.add_parser("search-schedule", help="search an N-step inference schedule for a diffusion vocoder "
+                                               "(coarse grid, then refinement), scored on held-out audio")
+    p.add_argument("--checkpoint", required=True, help="run folder (latest checkpoint) or checkpoint folder")
+    p.add_argument("--data", required=True, help="held-out audio (folder or manifest); its first --utterances score")
+    p.add_argument("--steps", type=int, required=True, help="steps of the schedule")
+    p.add_argument("--out", required=True, help="JSON file for the schedule (--schedule takes it) and the search's record")
+    p.add_argument("--into", default=None, metavar="DIR",
+                   help="also write a copy of the checkpoint whose config runs the schedule for --steps N "
+                        "(diffusion.schedules)")
+    p.add_argument("--utterances", type=int, default=4, help="held-out utterances per candidate (default 4)")
+    p.add_argument("--workers", type=int, default=None, help="processes scoring candidates (default: one per core)")
+    p.add_argument("--rounds", type=int, default=6, help="refinement rounds (default 6)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i, the same for all)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
+    p.add_argument("--sampler", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="change the checkpoint's sampler while scoring: ancestral|ddim|dpm-solver, "
+                        "consistency=none, ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(p)
+
+
 COMMANDS = (_add_train_command, _add_vocode_command, _add_generate_command, _add_train_classifier_command,
             _add_evaluate_generation_command, _add_mel_command, _add_evaluate_command, _add_curves_command,
-            _add_config_command, _add_models_command, _add_import_hifigan_command, _add_demo_command)
+            _add_config_command, _add_models_command, _add_import_hifigan_command, _add_search_schedule_command,
+            _add_demo_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "demo": _cmd_demo, "evaluate": _cmd_evaluate, "curves": _cmd_curves,
                    "generate": _cmd_generate, "train-classifier": _cmd_train_classifier,
                    "evaluate-generation": _cmd_evaluate_generation, "models": _cmd_models,
-                   "import-hifigan": _cmd_import_hifigan}[args.command]
+                   "import-hifigan": _cmd_import_hifigan, "search-schedule": _cmd_search_schedule}[args.command]
         return handler(args)
     except WavediffError as exc:
         if args.debug:
@@ -574,9 +598,54 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search_schedule(args: argparse.Namespace) -> int:
+    import os
+    from dataclasses import replace
+
+    from wavediff.checkpoint import load_config_file, load_weights, resolve_checkpoint, save_checkpoint
+    from wavediff.evaluation.schedule_search import search_schedule
+
+    def bar(items, stage, count):
+        if args.no_progress:
+            return items
+        from tqdm import tqdm
+
+        return tqdm(items, total=count, desc=stage, unit="schedule", leave=False)
+
+    out = Path(args.out)
+    workers = args.workers or max(1, min(len(os.sched_getaffinity(0)), 8))
+    result = search_schedule(args.checkpoint, args.data, args.steps, utterances=args.utterances, workers=workers,
+                             rounds=args.rounds, seed=args.seed, precision=args.precision, sampler=args.sampler,
+                             progress=bar)
+    record = {"checkpoint": str(args.checkpoint), "data": str(args.data), "sampler": args.sampler,
+              "workers": workers, "command": "wavediff " + " ".join(sys.argv[1:]), **result.to_dict()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    b, base = result.best, result.baseline
+    log.info("best %d-step schedule %s: log-mel L1 %.4f, MR-STFT %.4f (%s %s: %.4f, %.4f); %.0f s; wrote %s",
+             args.steps, [float(f"{e:.4g}") for e in b.etas], b.log_mel_l1, b.mr_stft, result.baseline_name,
+             [float(f"{e:.4g}") for e in base.etas], base.log_mel_l1, base.mr_stft, result.wall_seconds, out)
+    if args.into:
+        ckpt = resolve_checkpoint(args.checkpoint)
+        config = load_config_file(ckpt)
+        d = config.diffusion
+        kept = tuple(s for s in d.schedules if len(s) != args.steps)
+        config = replace(config, diffusion=replace(d, schedules=kept + (tuple(b.etas),)))
+        copy = save_checkpoint(Path(args.into) / "checkpoints", 0, config, load_weights(ckpt), None, keep_last=1)
+        log.info("wrote %s: its config runs the schedule for --steps %d", copy, args.steps)
+    return 0
+
+
 def _parse_schedule(text: str | None) -> list[float] | None:
+    """``--schedule``: comma-separated etas, or a JSON file with ``"etas"`` (``wavediff search-schedule --out``)."""
     if text is None:
         return None
+    if text.endswith(".json"):
+        try:
+            etas = json.loads(Path(text).read_text())["etas"]
+            return [float(x) for x in etas]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise WavediffError(f"--schedule={text!r}: cannot read a list of etas from it ({exc})") from None
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:

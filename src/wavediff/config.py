@@ -163,6 +163,10 @@ class DiffusionConfig:
     ``prior_energy_max=0`` means "the largest frame energy of the training data", measured
     when a run starts and written into its config.
 
+    ``schedules`` holds further inference schedules (eta, from the least noise), one per step
+    count: ``--steps N`` runs the one of length N before ``fast_schedule`` and the strided chain
+    (``wavediff search-schedule --into`` writes a searched one here).
+
     ``noise_input`` is what the network is told about the noise: ``'step'``, the 0-based step
     index (the paper; fractional steps for the fast sampler, Appendix B), or ``'level'``, the
     continuous noise level sqrt(abar) as WaveGrad (Chen et al. 2021): training draws it uniformly
@@ -181,6 +185,7 @@ class DiffusionConfig:
     prior_energy_max: float = 0.0
     noise_input: NoiseInput = "step"
     level_scale: float = 5000.0
+    schedules: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
@@ -201,24 +206,39 @@ class DiffusionConfig:
             raise WavediffError(f"diffusion.prior_energy_max={self.prior_energy_max} must be >= 0 "
                                 "(0: measured on the training data)")
         object.__setattr__(self, "fast_schedule", tuple(float(x) for x in self.fast_schedule))
-        self._check_fast_schedule()
+        object.__setattr__(self, "schedules", tuple(tuple(float(x) for x in s) for s in self.schedules))
+        self._check_fast_schedule(self.fast_schedule, "fast_schedule")
+        lengths = [len(s) for s in self.schedules]
+        if 0 in lengths or len(set(lengths)) != len(lengths):
+            raise WavediffError(f"diffusion.schedules has lengths {lengths}: give at most one non-empty schedule "
+                                "per step count")
+        for s in self.schedules:
+            self._check_fast_schedule(s, "schedules")
 
-    def _check_fast_schedule(self) -> None:
-        """The fast schedule must align to the training chain (Appendix B): every eta in (0, 1)
+    def schedule_for(self, steps: int) -> tuple[float, ...]:
+        """The inference schedule this config names for ``steps`` steps (``schedules``, then
+        ``fast_schedule``), or ``()``: none."""
+        for s in self.schedules:
+            if len(s) == steps:
+                return s
+        return self.fast_schedule if len(self.fast_schedule) == steps else ()
+
+    def _check_fast_schedule(self, etas: tuple[float, ...], name: str) -> None:
+        """A schedule must align to the training chain (Appendix B): every eta in (0, 1)
         and its final noise level gamma-bar_S no lower than alpha-bar_T. Checked here so that a
         run does not fail at its first validation, hours in."""
-        if not self.fast_schedule:
+        if not etas:
             return
-        if not all(0 < e < 1 for e in self.fast_schedule):
-            raise WavediffError(f"diffusion.fast_schedule={list(self.fast_schedule)}: every eta must lie in (0, 1)")
+        if not all(0 < e < 1 for e in etas):
+            raise WavediffError(f"diffusion.{name}={list(etas)}: every eta must lie in (0, 1)")
         T = self.num_steps
         abar = 1.0
         for t in range(T):
             abar *= 1.0 - (self.beta_start + (self.beta_end - self.beta_start) * t / max(T - 1, 1))
-        gbar = math.prod(1.0 - e for e in self.fast_schedule)
+        gbar = math.prod(1.0 - e for e in etas)
         if gbar < abar * (1 - 1e-6):
             raise WavediffError(
-                f"diffusion.fast_schedule={list(self.fast_schedule)} ends at gamma-bar={gbar:.4g}, below "
+                f"diffusion.{name}={list(etas)} ends at gamma-bar={gbar:.4g}, below "
                 f"alpha-bar_T={abar:.4g} of T={T}, beta {self.beta_start:g}..{self.beta_end:g}: it cannot be aligned "
                 "to the training chain; use smaller etas (the paper: 1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5 for T=50) "
                 "or diffusion.fast_schedule=[]"

@@ -23,12 +23,15 @@ from wavediff.models.family import Vocoding, check_chunking
 
 def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
     """The reverse chain over a config's training noise schedule: explicit variances ``etas``
-    (aligned to the training steps, Appendix B), else ``steps`` (see :func:`sampling_schedule`).
+    (aligned to the training steps, Appendix B), else ``steps``: the config's schedule of that
+    length (``diffusion.schedules``, ``diffusion.fast_schedule``), else :func:`sampling_schedule`.
     A model on continuous noise levels (``diffusion.noise_input='level'``) is called with each
     step's level sqrt(gamma-bar) instead of the aligned step (:func:`at_noise_levels`)."""
     d = config.diffusion
     schedule = linear_schedule(d.num_steps, d.beta_start, d.beta_end)
-    chain = align_schedule(schedule, etas) if etas is not None else sampling_schedule(schedule, steps, d.fast_schedule)
+    if etas is None and steps != d.num_steps and d.schedule_for(steps):
+        etas = d.schedule_for(steps)
+    chain = align_schedule(schedule, etas) if etas is not None else sampling_schedule(schedule, steps)
     return at_noise_levels(chain) if d.noise_input == "level" else chain
 
 
