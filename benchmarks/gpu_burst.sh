@@ -18,6 +18,8 @@
 #      reference (cuDNN) against fused, bf16, and lmnt-com/diffwave's train step on the same GPU;
 #   4. inference speed (benchmarks/speed.py --device cuda), against the paper's 5.6x real time on a V100;
 #   5. WaveNet: its tests, and wavenet-mulaw's training speed on CUDA (40 s, batch 16);
+#   5b. WaveGrad and the samplers: their tests, and a minute of the 15.8M `wavegrad` preset on CUDA
+#      (batch 32, bf16), its weights back under $OUT/wavegrad-weights;
 #   6. a training burst of the bundled vocoder's recipe (tiny, PriorGrad's prior) warm-started from
 #      the bundled weights (--init-from), on data_local/speech22k (synthetic audio when absent), for
 #      the remaining minutes; the weights come back under $OUT/burst. Score them with
@@ -55,6 +57,15 @@ timeout 60 $PY -m wavediff train --config wavenet-mulaw --data "$WNDATA" --out "
     --set train.batch_size=16 --max-minutes 0.67 --no-progress 2>&1 | tail -3 | tee -a "$OUT/burst.log"
 tail -2 "$OUT/wavenet/metrics.jsonl" 2>/dev/null | tee -a "$OUT/burst.log"
 rm -rf "$OUT/wavenet" "$OUT/wn-synthetic"
+
+log "wavegrad and samplers (tests; 60 s of wavegrad (15.8M, hop 256) training on CUDA: steps/s; weights back)"
+timeout 60 $PY -m pytest -q -x tests/models/wavegrad tests/diffusion/test_solvers.py 2>&1 | tail -3 | tee -a "$OUT/burst.log"
+timeout 90 $PY -m wavediff train --config wavegrad --data "$WNDATA" --out "$OUT/wavegrad" --device cuda \
+    --precision bf16 --set train.batch_size=32 --max-minutes 1 --no-progress 2>&1 | tail -3 | tee -a "$OUT/burst.log"
+tail -2 "$OUT/wavegrad/metrics.jsonl" 2>/dev/null | tee -a "$OUT/burst.log"
+wg=$(ls -d "$OUT"/wavegrad/checkpoints/step_* 2>/dev/null | tail -1)
+if [ -n "$wg" ]; then mkdir -p "$OUT/wavegrad-weights"; cp "$wg"/model.safetensors "$wg"/config.json "$OUT/wavegrad-weights/"; fi
+rm -rf "$OUT/wavegrad"
 
 log "training burst"
 DATA=data_local/speech22k

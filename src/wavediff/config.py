@@ -935,14 +935,16 @@ def _preset_wavenet(name: str) -> RunConfig:
 
 
 WAVEGRAD_SCHEDULE_6 = (7e-6, 1.4e-4, 2.1e-3, 2.8e-2, 3.5e-1, 7e-1)
-"""WaveGrad's 6-iteration inference schedule (beta, from the least noise), found by the paper's grid search."""
+"""WaveGrad's 6-iteration inference schedule (beta, from the least noise; "WG-6" in PriorGrad's public configuration)."""
+WAVEGRAD_SCHEDULE_3 = (3e-4, 6e-2, 9e-1)
+"""WaveGrad's 3-iteration schedule ("WG-3" there)."""
 
 
 def _preset_wavegrad(name: str) -> RunConfig:
     # the paper's training: continuous noise levels over a 1000-step linear schedule 1e-6..0.01, L1 loss,
     # Adam at 2e-4, segments of 7,200 samples (24 frames at hop 300); batch 256 on 32 TPUs (here 16)
     diffusion = DiffusionConfig(num_steps=1000, beta_start=1e-6, beta_end=0.01, loss="l1", noise_input="level",
-                                fast_schedule=WAVEGRAD_SCHEDULE_6)
+                                fast_schedule=WAVEGRAD_SCHEDULE_6, schedules=(WAVEGRAD_SCHEDULE_3,))
     if name == "wavegrad-base":     # the paper's base model on its own front-end: 24 kHz, 128 bands, hop 300
         mel, wavegrad = MEL_PRESETS["wavegrad"], WaveGradConfig()
         train = TrainConfig(batch_size=16, learning_rate=2e-4, val_every=1000, checkpoint_every=1000, log_every=50)

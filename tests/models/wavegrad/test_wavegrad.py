@@ -40,7 +40,7 @@ def test_presets_build_the_papers_network(preset, hop, rate, parameters):
     assert config.mel.hop_length == config.wavegrad.hop_length == hop and config.mel.sample_rate == rate
     d = config.diffusion
     assert (d.num_steps, d.beta_start, d.beta_end, d.loss, d.noise_input) == (1000, 1e-6, 0.01, "l1", "level")
-    assert d.fast_schedule == WAVEGRAD_SCHEDULE_6
+    assert d.fast_schedule == WAVEGRAD_SCHEDULE_6 and d.schedule_for(3) == (3e-4, 6e-2, 9e-1)
     out = model(torch.zeros(2, 3 * hop), torch.tensor([0.2, 0.9]), mel=torch.zeros(2, config.mel.n_mels, 3))
     assert out.shape == (2, 3 * hop)
 
