@@ -99,3 +99,22 @@ def test_noise_input_is_checked():
         load_config("tiny", ["diffusion.level_scale=0"])
     cfg = load_config("tiny", LEVEL)
     assert build_model(cfg).step_embedding.level_scale == 5000.0
+
+
+def test_a_level_run_trains_on_the_fused_path_and_vocodes(micro_config, audio_dir, tmp_path):
+    from wavediff.pipelines import Vocoder
+    from wavediff.training.trainer import Trainer
+
+    cfg = replace(micro_config, diffusion=replace(micro_config.diffusion, noise_input="level"))
+    trainer = Trainer(cfg, audio_dir, tmp_path / "run", progress=False)
+    assert trainer.config.train.implementation == "fused"
+    trainer.fit(4)
+    vocoder = Vocoder.from_checkpoint(tmp_path / "run", device="cpu", precision="fp32")
+    assert vocoder.config.diffusion.noise_input == "level"
+    mel = torch.rand(cfg.mel.n_mels, 3)
+    chain = reverse_chain(vocoder.config, 6)
+    with torch.no_grad():
+        ref = sample(lambda x, t: vocoder.model(x, t, mel=mel.unsqueeze(0)), (1, 3 * cfg.mel.hop_length), chain,
+                     generator=torch.Generator().manual_seed(0))[0].clamp(-1, 1)
+    out = vocoder.vocode(mel, 6, generator=torch.Generator().manual_seed(0))
+    assert (out - ref).abs().max() < 1e-4

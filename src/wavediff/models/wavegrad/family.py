@@ -40,7 +40,7 @@ class WaveGradFamily(ModelFamily):
         return build_wavegrad(config)
 
     def describe(self, model: nn.Module, config: RunConfig) -> dict[str, Any]:
-        return {"parameters": count_parameters(model), "paper_parameters": "15M (base)"}
+        return {"parameters": count_parameters(model)}
 
     def objective(self, config: RunConfig, device: torch.device) -> TrainingObjective:
         return DiffWaveObjective(config, device)
