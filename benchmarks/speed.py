@@ -40,10 +40,14 @@ Variants:
 
     ar-fp32           an autoregressive vocoder (``--preset wavenet-mulaw`` ...) through Vocoder.vocode:
                       sample by sample in the native kernel (see docs/inference.md), fp32
+    wg-fp32, wg-bf16  WaveGrad (``--preset wavegrad-cpu`` ...) through Vocoder.vocode: ``--steps`` steps
+                      of the torch network over noise levels (bf16: autocast)
 
 For a HiFi-GAN preset only the ``gan-*`` and ``cli-*`` variants apply, for a WaveNet preset
 ``ar-fp32`` and ``cli-fp32`` (untrained weights: the timing does not depend on them); ``--steps``
-is ignored for both.
+is ignored for both. A WaveGrad preset takes ``wg-*``, ``cli-fp32`` and ``cli-bf16``:
+
+    python benchmarks/speed.py --preset wavegrad-cpu --seconds 5 --steps 6 --variants wg-fp32 wg-bf16
 
     python benchmarks/speed.py --preset wavenet-mulaw --seconds 20 --variants ar-fp32 cli-fp32
 
@@ -82,6 +86,7 @@ DEFAULT_VARIANTS = ["reference", "engine-int8-torch", "engine-int8", "engine-fp3
                     "engine-bf16-stream", "engine-int8-stream-torch", "engine-int8-stream", "cli-bf16", "cli-int8"]
 GAN_VARIANTS = ["gan-fp32-onepass", "gan-fp32", "gan-bf16-onepass", "gan-bf16", "cli-fp32", "cli-bf16"]
 AR_VARIANTS = ["ar-fp32", "cli-fp32"]
+WG_VARIANTS = ["wg-fp32", "wg-bf16", "cli-fp32", "cli-bf16"]
 CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-compile": "fp32",
                   "engine-fp32": "fp32", "engine-bf16": "bf16", "engine-int8": "int8", "engine-bf16-int8w": "bf16",
                   "engine-bf16-chunk": "bf16", "engine-int8-chunk": "int8", "cli-bf16": "bf16",
@@ -89,7 +94,7 @@ CONV_PRECISION = {"reference": "fp32", "reference-cond": "fp32", "reference-comp
                   "engine-bf16-stream": "bf16", "engine-int8-stream": "int8", "engine-bf16-stream-torch": "bf16",
                   "engine-int8-stream-torch": "int8", "engine-int8-torch": "int8", "cli-fp32": "fp32",
                   "gan-fp32": "fp32", "gan-bf16": "bf16", "gan-fp32-onepass": "fp32", "gan-bf16-onepass": "bf16",
-                  "ar-fp32": "fp32"}
+                  "ar-fp32": "fp32", "wg-fp32": "fp32", "wg-bf16": "bf16"}
 
 
 CPU_ONLY = ("int8",)
@@ -134,9 +139,9 @@ def network_gflop(config, samples: int, steps: int) -> float:
     return samples * (steps * per_step + cond) / 1e9
 
 
-def conv_gflop(model: torch.nn.Module, mel: torch.Tensor) -> float:
-    """GFLOP of one forward of ``model`` on ``mel``: 2 x the multiply-adds of every convolution
-    (counted with forward hooks on this input)."""
+def conv_gflop(model, mel: torch.Tensor, modules=None) -> float:
+    """GFLOP of one call ``model(mel)``: 2 x the multiply-adds of every convolution among ``modules``
+    (default: ``model``'s; counted with forward hooks on this input)."""
     total = 0
 
     def count(module, inputs, output):
@@ -145,7 +150,7 @@ def conv_gflop(model: torch.nn.Module, mel: torch.Tensor) -> float:
         fed = output if isinstance(module, torch.nn.Conv1d) else inputs[0]
         total += 2 * fed.numel() * w.shape[1] * w.shape[2]
 
-    hooks = [m.register_forward_hook(count) for m in model.modules()
+    hooks = [m.register_forward_hook(count) for m in (modules if modules is not None else model.modules())
              if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
     with torch.inference_mode():
         model(mel)
@@ -228,6 +233,8 @@ def _worker(args: argparse.Namespace) -> None:
     else:
         if variant.startswith("ar-"):
             vocoder = Vocoder(model, cfg, device, precision="fp32")
+        elif variant.startswith("wg-"):
+            vocoder = Vocoder(model, cfg, device, precision=variant.split("-")[1])
         elif variant.startswith("gan-"):
             model.discriminators = None     # inference holds the generator alone
             vocoder = Vocoder(model, cfg, device, precision=variant.split("-")[1],
@@ -294,6 +301,11 @@ def _worker(args: argparse.Namespace) -> None:
         per_layer = w.kernel_size * w.residual_channels * w.gate_channels + cond * w.gate_channels \
             + w.gate_channels // 2 * (w.residual_channels + w.skip_channels)
         gflop = 2 * samples * (w.layers * per_layer + w.skip_channels * (w.skip_channels + w.output_channels)) / 1e9
+    elif cfg.family == "wavegrad":   # one forward on 16 frames, scaled to the length and the steps
+        def forward(mel: torch.Tensor) -> torch.Tensor:
+            return model(torch.zeros(1, 16 * cfg.mel.hop_length), torch.ones(1), mel=mel)
+        per = conv_gflop(forward, torch.zeros(1, cfg.mel.n_mels, 16), modules=model.modules())
+        gflop = per * args.steps * samples / (16 * cfg.mel.hop_length)
     else:                       # counted on 16 frames of the folded generator, scaled to the length
         from wavediff.models.hifigan.network import folded_copy
 
@@ -331,8 +343,8 @@ def main() -> None:
     from wavediff.config import load_config
 
     family = load_config(args.preset).family
-    allowed = {"hifigan": GAN_VARIANTS, "wavenet": AR_VARIANTS}.get(
-        family, [v for v in CONV_PRECISION if not v.startswith(("gan-", "ar-"))])
+    allowed = {"hifigan": GAN_VARIANTS, "wavenet": AR_VARIANTS, "wavegrad": WG_VARIANTS}.get(
+        family, [v for v in CONV_PRECISION if not v.startswith(("gan-", "ar-", "wg-"))])
     if args.variants is None:
         args.variants = allowed if family != "diffwave" else DEFAULT_VARIANTS
     wrong = [v for v in args.variants if v not in allowed]
