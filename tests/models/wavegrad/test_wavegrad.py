@@ -144,3 +144,15 @@ def test_the_vocoder_zeroes_and_reports_samples_of_a_diverged_chain(tmp_path, au
         out = vocoder.vocode(torch.rand(config.mel.n_mels, 1))
     torch.testing.assert_close(out, torch.tensor([0.5, 0.0, 0.0, -1.0]))
     assert "2 of 4 samples are not finite" in caplog.text
+
+
+def test_the_preview_is_the_fast_schedule_over_noise_levels():
+    config = load_config("wavegrad-cpu", TINY)
+    family = family_of(config)
+    model = family.build_model(config).eval()
+    cond = {"mel": torch.rand(1, config.mel.n_mels, 4)}
+    out = family.preview(model, config, cond, 4 * 256, torch.Generator().manual_seed(2), torch.device("cpu"))
+    chain = at_noise_levels(align_schedule(linear_schedule(1000, 1e-6, 0.01), WAVEGRAD_SCHEDULE_6))
+    with torch.no_grad():
+        ref = sample(model, (1, 4 * 256), chain, cond=cond, generator=torch.Generator().manual_seed(2))[0]
+    torch.testing.assert_close(out, ref, equal_nan=True)

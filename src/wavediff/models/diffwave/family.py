@@ -9,11 +9,10 @@ import torch
 from torch import nn
 
 from wavediff.config import RunConfig
-from wavediff.diffusion.prior import max_frame_energy, noise_std
-from wavediff.diffusion.samplers import sample
+from wavediff.diffusion.prior import max_frame_energy
 from wavediff.models.diffwave.network import DiffWave, build_model, count_parameters
 from wavediff.models.diffwave.objective import DiffWaveObjective
-from wavediff.models.diffwave.vocoding import DiffWaveVocoding, reverse_chain
+from wavediff.models.diffwave.vocoding import DiffWaveVocoding, preview_sample
 from wavediff.models.family import ModelFamily, TrainingObjective, Vocoding
 
 log = logging.getLogger(__name__)
@@ -44,16 +43,10 @@ class DiffWaveFamily(ModelFamily):
     def objective(self, config: RunConfig, device: torch.device) -> TrainingObjective:
         return DiffWaveObjective(config, device)
 
-    @torch.no_grad()
     def preview(self, model: nn.Module, config: RunConfig, cond: dict[str, torch.Tensor], length: int,
                 generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """The fast schedule's sample (the full chain for a config without one)."""
-        d = config.diffusion
-        chain = reverse_chain(config, len(d.fast_schedule) or d.num_steps)
-        std = noise_std(cond["mel"], config.mel, d) if "mel" in cond else None
-        out = sample(model, (1, length), chain, cond=cond, generator=generator,
-                     device=device, noise_std=std)
-        return out[0]
+        return preview_sample(model, config, cond, length, generator, device)
 
     def vocoding(self, model: nn.Module, config: RunConfig, device: torch.device, *, precision: str,
                  weights: str, chunk_seconds: float | str | None, max_memory_gb: float) -> Vocoding:

@@ -11,7 +11,7 @@ from wavediff.audio.griffinlim import MagnitudeProjection
 from wavediff.audio.mel import MelFrontend
 from wavediff.config import RunConfig, SamplerConfig
 from wavediff.diffusion.prior import noise_std
-from wavediff.diffusion.samplers import Estimate, noised_start
+from wavediff.diffusion.samplers import Estimate, noised_start, sample
 from wavediff.diffusion.schedule import (SamplingSchedule, align_schedule, at_noise_levels, linear_schedule,
                                          lowest_steps, sampling_schedule)
 from wavediff.inference import InferenceEngine
@@ -33,6 +33,18 @@ def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | Non
         etas = d.schedule_for(steps)
     chain = align_schedule(schedule, etas) if etas is not None else sampling_schedule(schedule, steps)
     return at_noise_levels(chain) if d.noise_input == "level" else chain
+
+
+@torch.no_grad()
+def preview_sample(model: torch.nn.Module, config: RunConfig, cond: dict[str, torch.Tensor], length: int,
+                   generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """A diffusion model's TensorBoard preview ``(length,)``: the config's fast schedule (the full
+    chain for a config without one) through :func:`~wavediff.diffusion.samplers.sample`, under
+    PriorGrad's prior where the config has it."""
+    d = config.diffusion
+    chain = reverse_chain(config, len(d.fast_schedule) or d.num_steps)
+    std = noise_std(cond["mel"], config.mel, d) if "mel" in cond else None
+    return sample(model, (1, length), chain, cond=cond, generator=generator, device=device, noise_std=std)[0]
 
 
 class DiffWaveVocoding(Vocoding):

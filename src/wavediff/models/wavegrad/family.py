@@ -7,11 +7,9 @@ import torch
 from torch import nn
 
 from wavediff.config import RunConfig
-from wavediff.diffusion.prior import noise_std
-from wavediff.diffusion.samplers import sample
 from wavediff.errors import WavediffError
 from wavediff.models.diffwave.objective import DiffWaveObjective
-from wavediff.models.diffwave.vocoding import reverse_chain
+from wavediff.models.diffwave.vocoding import preview_sample
 from wavediff.models.family import ModelFamily, TrainingObjective, Vocoding
 from wavediff.models.wavegrad.network import WaveGrad, build_wavegrad, count_parameters
 from wavediff.models.wavegrad.vocoding import VOCODING_PRECISIONS, WaveGradVocoding
@@ -45,14 +43,10 @@ class WaveGradFamily(ModelFamily):
     def objective(self, config: RunConfig, device: torch.device) -> TrainingObjective:
         return DiffWaveObjective(config, device)
 
-    @torch.no_grad()
     def preview(self, model: nn.Module, config: RunConfig, cond: dict[str, torch.Tensor], length: int,
                 generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        """The fast schedule's sample (the full chain for a config without one)."""
-        d = config.diffusion
-        chain = reverse_chain(config, len(d.fast_schedule) or d.num_steps)
-        std = noise_std(cond["mel"], config.mel, d) if d.prior != "standard" else None
-        return sample(model, (1, length), chain, cond=cond, generator=generator, device=device, noise_std=std)[0]
+        """The fast schedule's sample (WaveGrad's 6 iterations in the presets)."""
+        return preview_sample(model, config, cond, length, generator, device)
 
     def vocoding(self, model: nn.Module, config: RunConfig, device: torch.device, *, precision: str,
                  weights: str, chunk_seconds: float | str | None, max_memory_gb: float) -> Vocoding:
