@@ -288,7 +288,8 @@ def _add_search_schedule_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes scoring candidates (default: one per core)")
     p.add_argument("--rounds", type=int, default=6, help="refinement rounds (default 6)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (utterance i uses seed + i, the same for all)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
+    p.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp32",
+                   help="inference precision while scoring (default fp32; auto as vocode)")
     p.add_argument("--sampler", nargs="+", default=[], metavar="KEY=VALUE",
                    help="change the checkpoint's sampler while scoring: ancestral|ddim|dpm-solver, "
                         "consistency=none, ...")
