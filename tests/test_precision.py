@@ -47,4 +47,4 @@ def test_every_cli_precision_choice_list_is_one_of_the_vocabulary_tuples():
             if action.dest in ("precision", "weights"):
                 assert tuple(action.choices) in vocab, (name, action.choices)
                 seen += 1
-    assert seen == 6   # train, vocode (precision, weights), generate, evaluate-generation, evaluate
+    assert seen == 7   # train, vocode (precision, weights), generate, evaluate-generation, evaluate, search-schedule
