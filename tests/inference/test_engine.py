@@ -185,3 +185,26 @@ def test_engine_runs_every_solver_as_the_training_module(mode, solver):
             assert (out[i] - ref).abs().max() < 1e-4
     ancestral = engine.vocode(mels, chain, [torch.Generator().manual_seed(50 + i) for i in range(2)])
     assert (ancestral[0] - out[0]).abs().max() > 1e-3   # the rule is applied, not ignored
+
+
+@pytest.mark.parametrize("mode", ["one-pass", "stream"])
+def test_int8_weights_run_dpm_solver_as_a_model_rounded_to_int8(random_vocoder, mode):
+    """The update rules on the int8 path: DPM-Solver++ (its history ring when streaming) with int8
+    weights equals sample() with the training module whose weights are rounded the same way."""
+    cfg, model, mel = random_vocoder
+    chain = fast_chain(cfg)
+    rounded = build_model(cfg).eval()
+    rounded.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for layer in rounded.layers:
+            for conv in (layer.dilated_conv, layer.cond_projection, layer.output_projection):
+                w = conv.weight
+                scale = w.abs().amax(dim=(1, 2), keepdim=True) / 127
+                conv.weight.copy_(torch.round(w / scale).clamp(-127, 127) * scale)
+        ref = sample(lambda x, t: rounded(x, t, mel=mel.unsqueeze(0)), (1, mel.shape[-1] * rounded.hop_length), chain,
+                     generator=torch.Generator().manual_seed(2), solver=Solver("dpm-solver"))[0]
+    engine_mode = EngineMode.one_pass() if mode == "one-pass" else EngineMode.stream(700)
+    out = InferenceEngine(model, weights="int8", mode=engine_mode).vocode(
+        [mel], chain, torch.Generator().manual_seed(2), solver=Solver("dpm-solver"))[0]
+    assert ref.abs().max() > 0.1
+    assert (out - ref).abs().max() < 1e-4
