@@ -70,9 +70,8 @@ def test_bf16_is_close_to_fp32(random_vocoder):
     assert 0 < rel < 0.02
 
 
-def test_int8_weights_equal_a_model_rounded_to_int8(random_vocoder):
-    cfg, model, mel = random_vocoder
-    chain = fast_chain(cfg)
+def _rounded_to_int8(cfg, model):
+    """A copy of ``model`` whose convolution weights are rounded per output channel to int8 levels."""
     rounded = build_model(cfg).eval()
     rounded.load_state_dict(model.state_dict())
     with torch.no_grad():
@@ -81,6 +80,13 @@ def test_int8_weights_equal_a_model_rounded_to_int8(random_vocoder):
                 w = conv.weight
                 scale = w.abs().amax(dim=(1, 2), keepdim=True) / 127
                 conv.weight.copy_(torch.round(w / scale).clamp(-127, 127) * scale)
+    return rounded
+
+
+def test_int8_weights_equal_a_model_rounded_to_int8(random_vocoder):
+    cfg, model, mel = random_vocoder
+    chain = fast_chain(cfg)
+    rounded = _rounded_to_int8(cfg, model)
     ref = reference_vocode(rounded, mel, chain, seed=2)
     out = InferenceEngine(model, weights="int8").vocode([mel], chain, torch.Generator().manual_seed(2))[0]
     assert (out - ref).abs().max() < 1e-4
@@ -193,14 +199,8 @@ def test_int8_weights_run_dpm_solver_as_a_model_rounded_to_int8(random_vocoder, 
     weights equals sample() with the training module whose weights are rounded the same way."""
     cfg, model, mel = random_vocoder
     chain = fast_chain(cfg)
-    rounded = build_model(cfg).eval()
-    rounded.load_state_dict(model.state_dict())
+    rounded = _rounded_to_int8(cfg, model)
     with torch.no_grad():
-        for layer in rounded.layers:
-            for conv in (layer.dilated_conv, layer.cond_projection, layer.output_projection):
-                w = conv.weight
-                scale = w.abs().amax(dim=(1, 2), keepdim=True) / 127
-                conv.weight.copy_(torch.round(w / scale).clamp(-127, 127) * scale)
         ref = sample(lambda x, t: rounded(x, t, mel=mel.unsqueeze(0)), (1, mel.shape[-1] * rounded.hop_length), chain,
                      generator=torch.Generator().manual_seed(2), solver=Solver("dpm-solver"))[0]
     engine_mode = EngineMode.one_pass() if mode == "one-pass" else EngineMode.stream(700)
