@@ -101,7 +101,7 @@ def sample(
             x0 = correct_x0(step.number, estimate_x0(x, eps, step.gbar))
             if x0 is not None:
                 eps = noise_for_estimate(x, x0.to(x.dtype), step.gbar)
-        x0_now = step.estimate_x0(x, eps) if step.keeps_x0 else None
+        x0_now = estimate_x0(x, eps, step.gbar) if step.keeps_x0 else None
         x = step.mean(x, eps, prev_x0)
         prev_x0 = x0_now
         if step.adds_noise:

@@ -80,10 +80,6 @@ class ReverseStep:
     def uses_x0_history(self) -> bool:
         return self.prev_coef != 0.0
 
-    def estimate_x0(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """The clean signal the prediction implies, ``(x - sqrt(1 - gbar) eps) / sqrt(gbar)``, shapes as given."""
-        return (x - math.sqrt(1.0 - self.gbar) * eps) / math.sqrt(self.gbar)
-
     def mean(self, x: torch.Tensor, eps: torch.Tensor, prev_x0: torch.Tensor | None = None) -> torch.Tensor:
         """The update without its noise, as a new tensor, shapes as given. ``prev_x0`` is needed
         exactly when :attr:`uses_x0_history`."""

@@ -30,10 +30,13 @@ import numpy as np
 import torch
 
 from wavediff.audio.io import load_audio
+from wavediff.checkpoint import load_config_file, resolve_checkpoint
 from wavediff.data.manifest import read_entries
 from wavediff.diffusion.schedule import linear_schedule
 from wavediff.errors import WavediffError
 from wavediff.metrics.spectral import log_mel_l1, multi_resolution_stft_distance
+from wavediff.models.diffwave.vocoding import reverse_chain
+from wavediff.pipelines import Vocoder
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +135,6 @@ class ScheduleScorer:
 
     def __init__(self, checkpoint: str, paths: Sequence[str], seed: int, precision: str,
                  sampler_overrides: Sequence[str], threads: int) -> None:
-        from wavediff.pipelines import Vocoder
-
         torch.set_num_threads(threads)
         self.vocoder = Vocoder.from_checkpoint(checkpoint, device="cpu", precision=precision)
         self.sampler = self.vocoder.config.sampler.with_overrides(sampler_overrides)
@@ -183,8 +184,6 @@ def search_schedule(checkpoint: str, data: str | Path, steps: int, *, utterances
         sampler: ``key=value`` overrides of the checkpoint's sampler (its update rule, consistency step...).
         progress: wraps each stage's candidates, ``progress(iterable, stage name, count)`` (e.g. tqdm).
     """
-    from wavediff.checkpoint import load_config_file, resolve_checkpoint
-
     if steps < 1 or utterances < 1 or workers < 1 or rounds < 0 or not delta > 0:
         raise WavediffError(f"steps={steps}, utterances={utterances}, workers={workers} must be >= 1, rounds={rounds} "
                             f">= 0 and delta={delta} > 0")
@@ -217,8 +216,6 @@ def search_schedule(checkpoint: str, data: str | Path, steps: int, *, utterances
             scored[cand.etas] = cand
 
     try:
-        from wavediff.models.diffwave.vocoding import reverse_chain
-
         chain = reverse_chain(config, steps)
         baseline_etas = tuple(float(x) for x in chain.etas)
         baseline_name = ("the config's schedule" if d.schedule_for(steps) and steps != d.num_steps

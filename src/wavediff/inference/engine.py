@@ -346,7 +346,7 @@ class InferenceEngine:
                     es.copy_(noise_for_estimate(xs, x0.to(xs.device, xs.dtype), step.gbar))
             es = eps[seg.start:seg.stop]
             if kept is not None:
-                kept[seg.start:seg.stop] = step.estimate_x0(xs, es)
+                kept[seg.start:seg.stop] = estimate_x0(xs, es, step.gbar)
             step.mean_(xs, es, prev_x0[seg.start:seg.stop] if step.uses_x0_history else None)
             if step.adds_noise:
                 z = torch.randn((1, seg.length), generator=gens[seg.index], dtype=torch.float32)[0].to(self.device)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
+from wavediff.diffusion.samplers import estimate_x0
 from wavediff.inference.network import FoldedNetwork, Segment, padding_ranges
 
 if TYPE_CHECKING:
@@ -384,7 +385,7 @@ class StreamingChain:
             x = self.xs[k].read(a, b, self.x_tile)
             prev = self.x0s[k - 1].read(a, b, self.x0_tile) if step.uses_x0_history else None
             if step.keeps_x0:
-                self.x0s[k].write(a, step.estimate_x0(x, eps.to(x.dtype)))
+                self.x0s[k].write(a, estimate_x0(x, eps.to(x.dtype), step.gbar))
 
             def update(seg: Segment, lo: int, hi: int, x: torch.Tensor = x, eps: torch.Tensor = eps,
                        a: int = a, prev: torch.Tensor | None = prev) -> torch.Tensor:

@@ -53,8 +53,7 @@ class WaveGradVocoding(Vocoding):
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         for mel, gen in zip(mels, generators):
             chain, start, correct = full, None, None
-            std = noise_std(mel, self.config.mel, self.config.diffusion) if self.config.diffusion.prior != "standard" \
-                else None
+            std = noise_std(mel, self.config.mel, self.config.diffusion)   # None under the standard prior
             if sampler.uses_mel_inversion:
                 projection = MagnitudeProjection.from_mel(mel.cpu(), self.cpu_frontend)
                 if sampler.start == "griffin-lim":
