@@ -33,6 +33,12 @@ def test_systems_and_files(report_dir):
             assert (out / utt.audio[slug]).is_file() and (out / utt.spectrogram[slug]).is_file()
     for f in ("results.json", "results.md", "index.html", "metrics_vs_steps.png", "training_curves.png"):
         assert (out / f).is_file(), f
+    chains = {s.spec.name: s.spec.chain for s in report.systems}   # the untrained runs have T = 50, Appendix B
+    assert chains["run_a, 6 steps"] == ("6 steps, diffusion.fast_schedule (aligned, Appendix B), "
+                                        "eta 0.0001, 0.001, 0.01, 0.05, 0.2, 0.5")
+    assert chains["run_a, 3 steps"].startswith("3 steps, strided over the T = 50 training steps, eta ")
+    assert ("- sampler of `run_a, 6 steps`: from noise; no consistency step; chain: 6 steps, diffusion.fast_schedule"
+            in (out / "results.md").read_text())
 
 
 def test_scores_match_metrics_recomputed_from_the_written_audio(report_dir):

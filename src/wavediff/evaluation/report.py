@@ -82,7 +82,8 @@ def markdown_report(report: EvaluationReport) -> str:
                     f"{c['parameters']:,} parameters, T={c['diffusion_steps_T']})")
     for s in report.systems:
         if s.spec.sampler is not None:
-            head.append(f"- sampler of `{s.spec.name}`: {describe_sampler(s.spec.sampler)}")
+            chain = f"; chain: {s.spec.chain}" if s.spec.chain else ""
+            head.append(f"- sampler of `{s.spec.name}`: {describe_sampler(s.spec.sampler)}{chain}")
     if meta.get("score_max_hz"):
         head.append(f"- {SCORED_BELOW.format(hz=meta['score_max_hz'])}")
     if meta.get("command"):

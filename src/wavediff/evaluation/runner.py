@@ -81,6 +81,7 @@ class SystemSpec:
     checkpoint: str | None = None
     sampler: SamplerConfig | None = None
     variant: str = ""   # the sampler variant's label ("": the checkpoint's own sampler)
+    chain: str = ""     # the reverse chain the steps select, in words (Vocoding.describe_chain)
 
 
 @dataclass
@@ -163,7 +164,8 @@ def build_systems(checkpoints: Sequence[str], vocoders: Sequence[Vocoder], steps
                 sampler = vocoders[i].config.sampler.with_overrides(overrides)
                 title = f"{name}, {s} steps" + (f", {label}" if label else "")
                 systems.append(SystemSpec(title, _slug(f"{name}-{s}steps" + (f"-{label}" if label else "")), "model", i,
-                                          steps=s, checkpoint=str(ckpt), sampler=sampler, variant=label))
+                                          steps=s, checkpoint=str(ckpt), sampler=sampler, variant=label,
+                                          chain=vocoders[i].vocoding.describe_chain(s)))
     return systems
 
 

@@ -106,6 +106,10 @@ class Vocoding(ABC):
     def check_steps(self, steps: int) -> None:
         """Refuse a step count this model cannot run, before any work (default: any)."""
 
+    def describe_chain(self, steps: int, etas: Sequence[float] | None = None) -> str:
+        """The chain ``steps`` (and ``etas``) select, in words, for reports ("": the family has none)."""
+        return ""
+
     @abstractmethod
     def vocode(self, mels: Sequence[torch.Tensor], *, steps: int, etas: Sequence[float] | None,
                generators: Sequence[torch.Generator | None], sampler: "SamplerConfig") -> list[torch.Tensor]:

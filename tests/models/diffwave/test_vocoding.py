@@ -2,6 +2,8 @@
 checked with their names, and GLA-Grad's correction applied at the noisiest steps only."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from wavediff.config import SamplerConfig
 from wavediff.diffusion.schedule import align_schedule, linear_schedule
 from wavediff.errors import WavediffError
 from wavediff.models.diffwave import build_model
-from wavediff.models.diffwave.vocoding import DiffWaveVocoding, consistency_step, reverse_chain
+from wavediff.models.diffwave.vocoding import DiffWaveVocoding, consistency_step, describe_chain, reverse_chain
 
 
 def test_the_chain_is_the_fast_schedule_the_full_chain_or_the_given_variances(micro_config):
@@ -25,6 +27,19 @@ def test_the_chain_is_the_fast_schedule_the_full_chain_or_the_given_variances(mi
     assert given.num_steps == 3 and given.etas.tolist() == pytest.approx(etas)
     with pytest.raises(WavediffError, match=f"1..{T}"):
         reverse_chain(micro_config, T + 1)
+
+
+def test_the_chain_is_described_by_its_source_and_variances(micro_config):
+    d = micro_config.diffusion
+    T, fast = d.num_steps, d.fast_schedule
+    assert describe_chain(micro_config, len(fast)) == (
+        f"{len(fast)} steps, diffusion.fast_schedule (aligned, Appendix B), eta "
+        + ", ".join(f"{e:.4g}" for e in fast))
+    assert describe_chain(micro_config, T) == f"{T} steps, the full chain (T = {T})"
+    assert describe_chain(micro_config, 2).startswith(f"2 steps, strided over the T = {T} training steps, eta ")
+    searched = replace(micro_config, diffusion=replace(d, schedules=((0.01, 0.25, 0.2),)))
+    assert describe_chain(searched, 3) == "3 steps, diffusion.schedules (aligned, Appendix B), eta 0.01, 0.25, 0.2"
+    assert describe_chain(searched, 6, [1e-4, 0.5]) == "2 steps, given etas, eta 0.0001, 0.5"
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -35,6 +35,27 @@ def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | Non
     return at_noise_levels(chain) if d.noise_input == "level" else chain
 
 
+def describe_chain(config: RunConfig, steps: int, etas: Sequence[float] | None = None) -> str:
+    """Which chain :func:`reverse_chain` runs for ``steps`` (and ``etas``), in words: where its
+    variance schedule comes from and, up to 12 steps, its etas from the least noise, e.g.
+    "3 steps from diffusion.schedules, eta 0.01, 0.2715, 0.2015"."""
+    d = config.diffusion
+    chain = reverse_chain(config, steps, etas)
+    if etas is not None:
+        source = "given etas"
+    elif steps == d.num_steps:
+        source = f"the full chain (T = {d.num_steps})"
+    elif d.schedule_for(steps):
+        source = ("diffusion.fast_schedule (aligned, Appendix B)" if d.schedule_for(steps) == d.fast_schedule
+                  else "diffusion.schedules (aligned, Appendix B)")
+    else:
+        source = f"strided over the T = {d.num_steps} training steps"
+    text = f"{chain.num_steps} step{'s' if chain.num_steps > 1 else ''}, {source}"
+    if chain.num_steps <= 12:
+        text += ", eta " + ", ".join(f"{float(e):.4g}" for e in chain.etas)
+    return text
+
+
 @torch.no_grad()
 def preview_sample(model: torch.nn.Module, config: RunConfig, cond: dict[str, torch.Tensor], length: int,
                    generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -65,6 +86,9 @@ class DiffWaveVocoding(Vocoding):
 
     def chain(self, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
         return reverse_chain(self.config, steps, etas)
+
+    def describe_chain(self, steps: int, etas: Sequence[float] | None = None) -> str:
+        return describe_chain(self.config, steps, etas)
 
     def check_steps(self, steps: int) -> None:
         self.chain(steps)

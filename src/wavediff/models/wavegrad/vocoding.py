@@ -16,7 +16,7 @@ from wavediff.diffusion.prior import noise_std
 from wavediff.diffusion.samplers import sample
 from wavediff.diffusion.schedule import SamplingSchedule, lowest_steps
 from wavediff.errors import WavediffError
-from wavediff.models.diffwave.vocoding import consistency_step, griffin_lim_start, reverse_chain
+from wavediff.models.diffwave.vocoding import consistency_step, describe_chain, griffin_lim_start, reverse_chain
 from wavediff.models.family import Vocoding, check_chunking
 from wavediff.models.wavegrad.network import WaveGrad
 
@@ -37,6 +37,9 @@ class WaveGradVocoding(Vocoding):
 
     def chain(self, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
         return reverse_chain(self.config, steps, etas)
+
+    def describe_chain(self, steps: int, etas: Sequence[float] | None = None) -> str:
+        return describe_chain(self.config, steps, etas)
 
     def check_steps(self, steps: int) -> None:
         self.chain(steps)
