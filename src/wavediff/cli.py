@@ -226,8 +226,12 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
 
 def _add_curves_command(sub: argparse._SubParsersAction) -> None:
     """`wavediff curves` and its options."""
-    p = sub.add_parser("curves", help="plot training and validation loss of run folders")
-    p.add_argument("--run", required=True, nargs="+", help="run folders")
+    p = sub.add_parser("curves", help="plot training and validation loss of run folders, or quality against "
+                                      "steps of evaluations")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", nargs="+", help="run folders: their training and validation loss")
+    which.add_argument("--report", nargs="+", help="`wavediff evaluate` folders (or their results.json) of the "
+                       "same utterances: their systems' metrics against steps in one plot")
     p.add_argument("--out", required=True, help="PNG file")
     _add_common(p)
 
@@ -519,9 +523,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_curves(args: argparse.Namespace) -> int:
-    from wavediff.evaluation.plots import plot_training_curves
+    from wavediff.evaluation.plots import plot_metrics_vs_steps, plot_training_curves
+    from wavediff.evaluation.runner import merge_reports, read_report
 
-    path = plot_training_curves(args.run, args.out)
+    if args.report:
+        path = plot_metrics_vs_steps(merge_reports([read_report(r) for r in args.report]), args.out)
+    else:
+        path = plot_training_curves(args.run, args.out)
     log.info("wrote %s", path)
     return 0
 

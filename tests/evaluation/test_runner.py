@@ -1,6 +1,6 @@
 """wavediff.evaluation.runner (`wavediff evaluate`): systems and files, scores re-derived from the
 written audio, summaries, Griffin-Lim against an untrained DiffWave, sample-rate checks, sampler
-variants of one checkpoint, band-limited scoring."""
+variants of one checkpoint, band-limited scoring, reports read back and merged."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 
 from wavediff.errors import WavediffError
-from wavediff.evaluation.report import markdown_report
-from wavediff.evaluation.runner import METRIC_KEYS, evaluate
+from wavediff.evaluation.report import markdown_report, write_report
+from wavediff.evaluation.runner import (METRIC_KEYS, EvaluationReport, evaluate, merge_reports,
+                                         read_report)
 
 from helpers import untrained_run
 
@@ -73,6 +74,38 @@ def test_summaries_are_the_mean_of_the_utterances(report_dir):
             if finite:
                 assert summary.mean == pytest.approx(np.mean(finite))
         assert system.rtf > 0
+
+
+def test_a_written_report_reads_back_and_merges_with_a_later_one(report_dir, evaluation_runs, tmp_path):
+    """results.json reads back as the report that wrote it; an evaluation of the same utterances at
+    other steps merges into one report (Griffin-Lim once) and one steps plot; other utterances are refused."""
+    out, report = report_dir
+    back = read_report(out)
+    assert back.meta == json.loads((out / "results.json").read_text())["meta"]
+    assert [s.spec for s in back.systems] == [s.spec for s in report.systems]
+    for a, b in zip(back.systems, report.systems):
+        for key in METRIC_KEYS:
+            assert a.metrics[key].n == b.metrics[key].n
+            assert a.metrics[key].mean == pytest.approx(b.metrics[key].mean, nan_ok=True)
+            assert a.metrics[key].ci95 == pytest.approx(b.metrics[key].ci95, nan_ok=True)
+    _, data, run_a, _ = evaluation_runs
+    later = evaluate([str(run_a)], data, tmp_path / "later", steps=[2], gl_iters=[4], seed=0, device="cpu")
+    write_report(later, tmp_path / "later")
+    merged = merge_reports([back, read_report(tmp_path / "later" / "results.json")])
+    names = [s.spec.name for s in merged.systems]
+    assert names == [s.spec.name for s in report.systems] + ["run_a, 2 steps"]
+    two = next(s for s in later.systems if s.spec.name == "run_a, 2 steps")
+    for u, v in zip(merged.utterances, later.utterances):
+        assert u.scores[two.spec.slug] == pytest.approx(v.scores[two.spec.slug], nan_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "wavediff", "curves", "--report", str(out), str(tmp_path / "later"),
+                           "--out", str(tmp_path / "steps.png")], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and (tmp_path / "steps.png").stat().st_size > 5000, proc.stderr
+    fewer = EvaluationReport(back.meta, back.systems, back.utterances[:1])
+    with pytest.raises(WavediffError, match="different utterances"):
+        merge_reports([back, fewer])
+    with pytest.raises(WavediffError, match="no evaluation report"):
+        read_report(tmp_path / "nothing")
 
 
 def test_griffin_lim_beats_an_untrained_diffwave(report_dir):

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -119,6 +120,74 @@ class EvaluationReport:
                                                                 for s, d in u.scores.items()}}
                            for u in self.utterances],
         }, indent=1)
+
+
+    @classmethod
+    def from_json(cls, text: str) -> "EvaluationReport":
+        """The report :meth:`to_json` wrote (a metric left out as ``null`` reads back as NaN)."""
+        raw = json.loads(text)
+
+        def summary(d: dict) -> Summary:
+            return Summary(*(math.nan if d[k] is None else float(d[k]) for k in ("mean", "ci95")), int(d["n"]),
+                           int(d.get("skipped", 0)))
+
+        spec_fields = {f.name for f in dataclasses.fields(SystemSpec)}
+        systems = []
+        for d in raw["systems"]:
+            spec = {k: v for k, v in d.items() if k in spec_fields}
+            if spec.get("sampler") is not None:
+                spec["sampler"] = SamplerConfig(**spec["sampler"])
+            systems.append(SystemResult(SystemSpec(**spec), {k: summary(v) for k, v in d["metrics"].items()},
+                                        float(d["rtf"]), float(d["synthesis_seconds"])))
+        utterances = [UtteranceResult(u["id"], u["source"], u["duration_s"],
+                                      {s: {k: (math.nan if v is None else v) for k, v in m.items()}
+                                       for s, m in u["scores"].items()}, u["audio"], u["spectrogram"])
+                      for u in raw["utterances"]]
+        return cls(raw["meta"], systems, utterances)
+
+
+def read_report(path: str | Path) -> EvaluationReport:
+    """An evaluation written by ``wavediff evaluate``: its folder or its ``results.json``."""
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise WavediffError(f"{path}: no evaluation report there (a folder written by `wavediff evaluate`, "
+                            "or its results.json)")
+    try:
+        return EvaluationReport.from_json(file.read_text())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WavediffError(f"{file}: not an evaluation report ({exc!r})") from None
+
+
+def merge_reports(reports: Sequence[EvaluationReport]) -> EvaluationReport:
+    """One report of the systems of several evaluations of the same utterances (e.g. some step
+    counts now, 50 steps later), for one plot or table: a system named in more than one (the
+    Griffin-Lim baseline) is kept once, from the first. The audio and spectrogram paths of each
+    utterance are dropped (they are relative to each report's own folder). Reports of different
+    utterances are refused."""
+    if not reports:
+        raise WavediffError("merge_reports needs at least one report")
+    ids = [u.id for u in reports[0].utterances]
+    for r in reports[1:]:
+        other = [u.id for u in r.utterances]
+        if other != ids:
+            raise WavediffError(f"reports of different utterances cannot merge: {r.meta.get('data')} has "
+                                f"{len(other)} ({other[:3]}...), {reports[0].meta.get('data')} {len(ids)} ({ids[:3]}...)")
+    systems: dict[str, SystemResult] = {}
+    for r in reports:
+        for s in r.systems:
+            systems.setdefault(s.spec.name, s)
+    slugs = {s.spec.slug for s in systems.values()}
+    utterances = []
+    for i, u in enumerate(reports[0].utterances):
+        scores: dict[str, dict[str, float]] = {}
+        for r in reports:
+            for slug, m in r.utterances[i].scores.items():
+                if slug in slugs:
+                    scores.setdefault(slug, m)
+        utterances.append(UtteranceResult(u.id, u.source, u.duration_s, scores))
+    meta = {**reports[0].meta, "merged_from": [r.meta.get("command", "") for r in reports]}
+    return EvaluationReport(meta, list(systems.values()), utterances)
 
 
 def _slug(text: str) -> str:
