@@ -1,5 +1,5 @@
 """wavediff.pretrained: the vocoder shipped inside the package: found offline, its card complete,
-loads and vocodes (its quality is measured by benchmarks/recipe.py and recorded in the card, not here)."""
+loads and vocodes, its chains at 6 and 3 steps (its quality is measured by benchmarks/recipe.py and recorded in the card, not here)."""
 from __future__ import annotations
 
 import json
@@ -32,6 +32,21 @@ def test_the_default_vocoder_is_bundled_with_a_complete_card():
     assert (model.path / "model.safetensors").stat().st_size < 16 * 2 ** 20   # a few MB, package data
     with pytest.raises(WavediffError, match="bundled"):
         bundled_model("no-such-model")
+
+
+def test_the_bundled_vocoder_keeps_appendix_b_at_6_steps_and_its_searched_schedule_at_3():
+    """--steps 6 is the paper's Appendix B schedule (T = 50); --steps 3 the schedule searched for
+    the model (its card says so), not the strided chain; other step counts stay strided."""
+    from wavediff.models.diffwave.vocoding import describe_chain, reverse_chain
+
+    model = bundled_model()
+    config = RunConfig.from_dict(json.loads((model.path / "config.json").read_text()))
+    six = reverse_chain(config, 6)
+    assert six.etas.tolist() == pytest.approx([1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5])
+    three = reverse_chain(config, 3)
+    assert three.etas.tolist() == pytest.approx([1e-4, 0.0175, 0.710], rel=2e-3)
+    assert "diffusion.schedules" in describe_chain(config, 3) and "searched" in model.card["schedules_note"]
+    assert "strided" in describe_chain(config, 4)
 
 
 def test_the_bundled_vocoder_vocodes_a_synthetic_signal_offline():

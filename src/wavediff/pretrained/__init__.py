@@ -70,7 +70,7 @@ def card_lines(model: BundledModel) -> list[str]:
     c = model.card
     lines = [f"{model.name}: {model.summary}"]
     for key, label in (("training_data", "trained on"), ("licences", "data licences"), ("budget", "budget"),
-                       ("sampler", "sampler"), ("date", "date")):
+                       ("sampler", "sampler"), ("schedules_note", "schedules"), ("date", "date")):
         if c.get(key):
             lines.append(f"  {label}: {c[key]}")
     evaluation = c.get("evaluation") or {}
