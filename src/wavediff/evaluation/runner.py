@@ -121,7 +121,6 @@ class EvaluationReport:
                            for u in self.utterances],
         }, indent=1)
 
-
     @classmethod
     def from_json(cls, text: str) -> "EvaluationReport":
         """The report :meth:`to_json` wrote (a metric left out as ``null`` reads back as NaN)."""
@@ -172,7 +171,8 @@ def merge_reports(reports: Sequence[EvaluationReport]) -> EvaluationReport:
         other = [u.id for u in r.utterances]
         if other != ids:
             raise WavediffError(f"reports of different utterances cannot merge: {r.meta.get('data')} has "
-                                f"{len(other)} ({other[:3]}...), {reports[0].meta.get('data')} {len(ids)} ({ids[:3]}...)")
+                                f"{len(other)} ({other[:3]}...), {reports[0].meta.get('data')} {len(ids)} "
+                                f"({ids[:3]}...)")
     systems: dict[str, SystemResult] = {}
     for r in reports:
         for s in r.systems:

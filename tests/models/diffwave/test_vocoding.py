@@ -39,7 +39,9 @@ def test_the_chain_is_described_by_its_source_and_variances(micro_config):
     assert describe_chain(micro_config, 2).startswith(f"2 steps, strided over the T = {T} training steps, eta ")
     searched = replace(micro_config, diffusion=replace(d, schedules=((0.01, 0.25, 0.2),)))
     assert describe_chain(searched, 3) == "3 steps, diffusion.schedules (aligned, Appendix B), eta 0.01, 0.25, 0.2"
-    assert describe_chain(searched, 6, [1e-4, 0.5]) == "2 steps, given etas, eta 0.0001, 0.5"
+    assert describe_chain(searched, 6, [1e-4, 0.5]) == "2 steps, given etas (aligned, Appendix B), eta 0.0001, 0.5"
+    levels = replace(searched, diffusion=replace(searched.diffusion, noise_input="level"))
+    assert describe_chain(levels, 3) == "3 steps, diffusion.schedules (at its noise levels), eta 0.01, 0.25, 0.2"
 
 
 @pytest.mark.parametrize("kwargs, match", [

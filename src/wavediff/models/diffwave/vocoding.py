@@ -37,17 +37,19 @@ def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | Non
 
 def describe_chain(config: RunConfig, steps: int, etas: Sequence[float] | None = None) -> str:
     """Which chain :func:`reverse_chain` runs for ``steps`` (and ``etas``), in words: where its
-    variance schedule comes from and, up to 12 steps, its etas from the least noise, e.g.
-    "3 steps from diffusion.schedules, eta 0.01, 0.2715, 0.2015"."""
+    variance schedule comes from, how the network is called (steps aligned as Appendix B, or
+    continuous noise levels) and, up to 12 steps, its etas from the least noise, e.g.
+    "3 steps, diffusion.schedules (aligned, Appendix B), eta 0.01, 0.2715, 0.2015"."""
     d = config.diffusion
     chain = reverse_chain(config, steps, etas)
+    called = "at its noise levels" if d.noise_input == "level" else "aligned, Appendix B"
     if etas is not None:
-        source = "given etas"
+        source = f"given etas ({called})"
     elif steps == d.num_steps:
         source = f"the full chain (T = {d.num_steps})"
     elif d.schedule_for(steps):
-        source = ("diffusion.fast_schedule (aligned, Appendix B)" if d.schedule_for(steps) == d.fast_schedule
-                  else "diffusion.schedules (aligned, Appendix B)")
+        name = "fast_schedule" if d.schedule_for(steps) == d.fast_schedule else "schedules"
+        source = f"diffusion.{name} ({called})"
     else:
         source = f"strided over the T = {d.num_steps} training steps"
     text = f"{chain.num_steps} step{'s' if chain.num_steps > 1 else ''}, {source}"
