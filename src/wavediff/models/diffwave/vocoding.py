@@ -21,6 +21,21 @@ from wavediff.models.diffwave.network import DiffWave
 from wavediff.models.family import Vocoding, check_chunking
 
 
+def _selected_schedule(config: RunConfig, steps: int,
+                       etas: Sequence[float] | None) -> tuple[Sequence[float] | None, str]:
+    """The variances ``steps`` and ``etas`` select to align (``None``: the full or a strided chain)
+    and where they come from: ``'given'``, ``'schedules'``, ``'fast_schedule'``, ``'full'`` or ``'strided'``."""
+    d = config.diffusion
+    if etas is not None:
+        return etas, "given"
+    if steps == d.num_steps:
+        return None, "full"
+    named = d.schedule_for(steps)
+    if named:
+        return named, "fast_schedule" if named == d.fast_schedule else "schedules"
+    return None, "strided"
+
+
 def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | None = None) -> SamplingSchedule:
     """The reverse chain over a config's training noise schedule: explicit variances ``etas``
     (aligned to the training steps, Appendix B), else ``steps``: the config's schedule of that
@@ -29,9 +44,8 @@ def reverse_chain(config: RunConfig, steps: int = 6, etas: Sequence[float] | Non
     step's level sqrt(gamma-bar) instead of the aligned step (:func:`at_noise_levels`)."""
     d = config.diffusion
     schedule = linear_schedule(d.num_steps, d.beta_start, d.beta_end)
-    if etas is None and steps != d.num_steps and d.schedule_for(steps):
-        etas = d.schedule_for(steps)
-    chain = align_schedule(schedule, etas) if etas is not None else sampling_schedule(schedule, steps)
+    aligned, _ = _selected_schedule(config, steps, etas)
+    chain = align_schedule(schedule, aligned) if aligned is not None else sampling_schedule(schedule, steps)
     return at_noise_levels(chain) if d.noise_input == "level" else chain
 
 
@@ -43,15 +57,10 @@ def describe_chain(config: RunConfig, steps: int, etas: Sequence[float] | None =
     d = config.diffusion
     chain = reverse_chain(config, steps, etas)
     called = "at its noise levels" if d.noise_input == "level" else "aligned, Appendix B"
-    if etas is not None:
-        source = f"given etas ({called})"
-    elif steps == d.num_steps:
-        source = f"the full chain (T = {d.num_steps})"
-    elif d.schedule_for(steps):
-        name = "fast_schedule" if d.schedule_for(steps) == d.fast_schedule else "schedules"
-        source = f"diffusion.{name} ({called})"
-    else:
-        source = f"strided over the T = {d.num_steps} training steps"
+    _, origin = _selected_schedule(config, steps, etas)
+    source = {"given": f"given etas ({called})", "full": f"the full chain (T = {d.num_steps})",
+              "strided": f"strided over the T = {d.num_steps} training steps"}.get(origin,
+                                                                                 f"diffusion.{origin} ({called})")
     text = f"{chain.num_steps} step{'s' if chain.num_steps > 1 else ''}, {source}"
     if chain.num_steps <= 12:
         text += ", eta " + ", ".join(f"{float(e):.4g}" for e in chain.etas)
